@@ -1,0 +1,55 @@
+"""Shared pieces of every API view: the caller, strict serializers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.request import Request
+
+from llmwrapper.auth import Principal
+
+
+class StrictSerializerMixin:
+    """Reject fields the resource does not have, instead of silently ignoring them.
+
+    Read-only fields (ids, timestamps) are accepted and ignored, so a client can PUT
+    back what it got from a GET.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    pass
+
+
+class StrictSerializer(StrictSerializerMixin, serializers.Serializer):
+    pass
+
+
+def principal(request: Request) -> Principal:
+    user = request.user
+    assert isinstance(user, Principal)  # guaranteed by IsApiKey
+    return user
+
+
+def validate_json_object(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Must be a JSON object.")
+    return value
+
+
+def paginated(request: Request, queryset: Any, serializer_class: type, **context: Any) -> Any:
+    """One page of `queryset`, serialized, in the `{count, next, previous, results}` shape."""
+    from llmwrapper.pagination import Pagination
+
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request)
+    data = serializer_class(page, many=True, context=context).data
+    return paginator.get_paginated_response(data)

@@ -1,0 +1,48 @@
+"""Every /api/v1/ route, at exactly the paths of the public contract (no trailing slashes)."""
+
+from django.urls import path
+
+from chats.api import ChatMessageViewSet, ChatViewSet, SubtenantChatViewSet
+from memories.api import MemoryViewSet
+from tenants.api import ApiKeyViewSet, SubtenantViewSet
+
+collection = {"get": "list", "post": "create"}
+item = {"get": "retrieve", "put": "update", "patch": "update", "delete": "destroy"}
+
+urlpatterns = [
+    path("subtenants", SubtenantViewSet.as_view(collection), name="subtenant-list"),
+    path("subtenants/<uuid:pk>", SubtenantViewSet.as_view(item), name="subtenant-detail"),
+    path(
+        "subtenants/<uuid:subtenant_pk>/keys",
+        ApiKeyViewSet.as_view(collection),
+        name="subtenant-key-list",
+    ),
+    path(
+        "subtenants/<uuid:subtenant_pk>/keys/<uuid:pk>",
+        ApiKeyViewSet.as_view({"delete": "destroy"}),
+        name="subtenant-key-detail",
+    ),
+    path("keys", ApiKeyViewSet.as_view(collection), name="admin-key-list"),
+    path("keys/<uuid:pk>", ApiKeyViewSet.as_view({"delete": "destroy"}), name="admin-key-detail"),
+    path(
+        "subtenants/<uuid:subtenant_pk>/chats",
+        SubtenantChatViewSet.as_view(collection),
+        name="chat-list",
+    ),
+    path("chats/<uuid:pk>", ChatViewSet.as_view(item), name="chat-detail"),
+    path(
+        "chats/<uuid:chat_pk>/messages",
+        ChatMessageViewSet.as_view({"get": "list"}),
+        name="message-list",
+    ),
+    path(
+        "subtenants/<uuid:subtenant_pk>/memories",
+        MemoryViewSet.as_view(collection),
+        name="memory-list",
+    ),
+    path(
+        "subtenants/<uuid:subtenant_pk>/memories/<str:key>",
+        MemoryViewSet.as_view(item),
+        name="memory-detail",
+    ),
+]

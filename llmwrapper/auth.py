@@ -1,0 +1,81 @@
+"""API-key authentication: `Authorization: Bearer <key>` on every /api/v1/ endpoint."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import authentication, exceptions, permissions
+from rest_framework.request import Request
+
+from tenants.models import ApiKey, Subtenant
+from tenants.selectors import api_key_get_active
+from tenants.services import api_key_touch
+
+
+class Principal:
+    """Who is calling: an API key, and the subtenant it is bound to (None for admins)."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, key: ApiKey) -> None:
+        self.key = key
+
+    @property
+    def subtenant(self) -> Subtenant | None:
+        return self.key.subtenant
+
+    @property
+    def is_admin(self) -> bool:
+        return self.key.is_admin
+
+    def __str__(self) -> str:
+        return self.key.prefix
+
+
+def parse_bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate_raw_key(raw_key: str | None) -> ApiKey:
+    """Resolve a raw key to an active ApiKey, or raise AuthenticationFailed."""
+    if not raw_key:
+        raise exceptions.NotAuthenticated("Missing API key: send 'Authorization: Bearer <key>'.")
+    key = api_key_get_active(raw_key=raw_key)
+    if key is None:
+        raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+    if key.subtenant is not None and not key.subtenant.is_active:
+        raise exceptions.AuthenticationFailed("This API key's subtenant is inactive.")
+    api_key_touch(key=key, interval_seconds=settings.API_KEY_TOUCH_INTERVAL)
+    return key
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[Principal, ApiKey] | None:
+        header = request.META.get("HTTP_AUTHORIZATION")
+        if not header:
+            return None
+        raw = parse_bearer(header)
+        if raw is None:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <key>'.")
+        key = authenticate_raw_key(raw)
+        return Principal(key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class IsApiKey(permissions.BasePermission):
+    def has_permission(self, request: Request, view: object) -> bool:
+        return isinstance(request.user, Principal)
+
+
+class IsAdminKey(permissions.BasePermission):
+    message = "This endpoint needs an admin API key."
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        return isinstance(request.user, Principal) and request.user.is_admin

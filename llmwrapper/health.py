@@ -1,0 +1,56 @@
+"""`GET /health`: the service, its database and (when configured) Redis."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+
+def _timed(check: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as exc:
+        # The exception class says enough (connection refused, timeout); its text can
+        # carry hosts or credentials, so it is not returned.
+        return {"status": "down", "error": type(exc).__name__}
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _check_database() -> None:
+    connection = connections["default"]
+    # A broken connection is dropped first so the check reflects the server now.
+    connection.close_if_unusable_or_obsolete()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+_redis_clients: dict[str, Any] = {}
+
+
+def _check_redis() -> None:
+    import redis
+
+    client = _redis_clients.get(settings.REDIS_URL)
+    if client is None:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
+        )
+        _redis_clients[settings.REDIS_URL] = client
+    client.ping()
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    checks = {"database": _timed(_check_database)}
+    if settings.REDIS_URL:
+        checks["redis"] = _timed(_check_redis)
+    healthy = all(check["status"] == "ok" for check in checks.values())
+    body = {"status": "ok" if healthy else "degraded", "checks": checks}
+    return JsonResponse(body, status=200 if healthy else 503)

@@ -1,0 +1,25 @@
+"""Reads of memories, scoped by subtenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+
+from llmwrapper.errors import ResourceNotFoundError
+from memories.models import Memory
+from tenants.models import Subtenant
+
+
+def memory_list(*, subtenant: Subtenant, keys: Iterable[str] | None = None) -> QuerySet[Memory]:
+    qs = Memory.objects.filter(subtenant=subtenant).order_by("key")
+    if keys is not None:
+        qs = qs.filter(key__in=list(keys))
+    return qs
+
+
+def memory_get(*, subtenant: Subtenant, key: str) -> Memory:
+    memory = Memory.objects.filter(subtenant=subtenant, key=key).first()
+    if memory is None:
+        raise ResourceNotFoundError(f"Memory '{key}' not found.", details={"key": key})
+    return memory

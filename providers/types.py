@@ -1,0 +1,165 @@
+"""Normalized, vendor-neutral types for LLM requests, results and stream events.
+
+Every adapter translates its vendor's wire format to and from these types, so the rest
+of the product (chats, tools, the direct and OpenAI-compatible APIs) never sees a
+vendor payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from providers.errors import ProviderStreamInterruptedError
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict  # a JSON Schema object
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None  # set on role="tool": which call this answers
+    name: str | None = None  # on role="tool": the tool's name (Ollama needs it)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] | None = None
+    response_format: dict | None = None  # OpenAI shape: {"type": "json_object" | "json_schema"}
+    extra: dict = field(default_factory=dict)  # vendor-specific top-level body fields
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str  # "" means the provider's default model
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    # "auto" | "none" | "required", a tool name, or {"type": "function", "function": {"name"}}
+    tool_choice: str | dict | None = None
+    params: GenerationParams = field(default_factory=GenerationParams)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        # A tool loop makes several calls; the chat reports their sum.
+        return Usage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+        )
+
+
+# Stream events. `kind` is a class attribute so that transports can switch on it without
+# isinstance chains, and so it never has to be passed when building an event.
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+    kind: ClassVar[Literal["text"]] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    index: int
+    id: str | None
+    name: str | None
+    arguments_fragment: str
+    kind: ClassVar[Literal["tool_call_delta"]] = "tool_call_delta"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallComplete:
+    call: ToolCall
+    kind: ClassVar[Literal["tool_call"]] = "tool_call"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    usage: Usage
+    kind: ClassVar[Literal["usage"]] = "usage"
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    reason: FinishReason
+    kind: ClassVar[Literal["finish"]] = "finish"
+
+
+StreamEvent = TextDelta | ToolCallDelta | ToolCallComplete | UsageEvent | Finished
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    usage: Usage
+    finish_reason: str
+    model: str
+    provider: str
+
+    def to_message(self) -> Message:
+        """The assistant message to append to the history for the next round."""
+        return Message(role="assistant", content=self.text, tool_calls=self.tool_calls)
+
+
+async def collect(
+    events: AsyncIterator[StreamEvent], *, provider: str, model: str
+) -> ChatResult:
+    """Fold a stream into one result (the sync transports' view of a stream).
+
+    Each provider call emits one UsageEvent with its totals; the last one wins.
+    A stream that ends without a Finished event was cut off and raises.
+    """
+    parts: list[str] = []
+    calls: list[ToolCall] = []
+    usage = Usage()
+    finish: str | None = None
+    async for event in events:
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        elif isinstance(event, ToolCallComplete):
+            calls.append(event.call)
+        elif isinstance(event, UsageEvent):
+            usage = event.usage
+        elif isinstance(event, Finished):
+            finish = event.reason
+    if finish is None:
+        raise ProviderStreamInterruptedError(
+            "The response stream ended before the model finished", provider=provider
+        )
+    return ChatResult(
+        text="".join(parts),
+        tool_calls=tuple(calls),
+        usage=usage,
+        finish_reason=finish,
+        model=model,
+        provider=provider,
+    )

@@ -1,0 +1,54 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from tenants.models import ApiKey, Subtenant
+from tenants.services import KEY_PREFIX, hash_key
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Subtenant)
+class SubtenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "is_active", "default_provider", "default_model", "created_at"]
+    list_filter = ["is_active", "default_provider", "created_at"]
+    search_fields = ["name", "description", "id"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+    inlines = [ApiKeyInline]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "subtenant", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("subtenant", admin.RelatedOnlyFieldListFilter), "created_at", "revoked_at"]
+    search_fields = ["name", "prefix", "subtenant__name"]
+    readonly_fields = ["id", "prefix", "created_at", "last_used_at"]
+    fields = ["id", "name", "subtenant", "prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: object, change: bool) -> None:
+        if not change:
+            import secrets
+
+            raw = KEY_PREFIX + secrets.token_urlsafe(32)
+            obj.prefix, obj.key_hash = raw[:12], hash_key(raw)
+            super().save_model(request, obj, form, change)
+            messages.warning(request, f"New API key (shown only this once): {raw}")
+            return
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} key(s).")

@@ -1,0 +1,61 @@
+import uuid
+
+from django.db import models
+
+PROVIDER_CHOICES = [
+    ("openai", "OpenAI"),
+    ("anthropic", "Anthropic"),
+    ("local", "Local (Ollama)"),
+    ("private", "Private OpenAI-compatible cloud"),
+]
+
+
+class Subtenant(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    default_provider = models.CharField(max_length=32, blank=True, default="")
+    default_model = models.CharField(max_length=200, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """An API key. Only its SHA-256 digest is stored; the full key is shown once.
+
+    A key without a subtenant is an admin key.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, db_index=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    subtenant = models.ForeignKey(
+        Subtenant, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.subtenant_id is None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -1,0 +1,51 @@
+"""Reads for subtenants and API keys, always scoped by the caller's key."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from llmwrapper.errors import ResourceNotFoundError
+from tenants.models import ApiKey, Subtenant
+from tenants.services import hash_key
+
+
+def api_key_get_active(*, raw_key: str) -> ApiKey | None:
+    key = (
+        ApiKey.objects.select_related("subtenant")
+        .filter(key_hash=hash_key(raw_key), revoked_at__isnull=True)
+        .first()
+    )
+    return key
+
+
+def subtenant_list(*, key: ApiKey) -> QuerySet[Subtenant]:
+    qs = Subtenant.objects.all()
+    if not key.is_admin:
+        qs = qs.filter(pk=key.subtenant_id)
+    return qs
+
+
+def subtenant_access(*, key: ApiKey, subtenant_id: UUID | str) -> Subtenant:
+    """The only way from a subtenant id in a request to a Subtenant.
+
+    Another tenant's subtenant answers 404, exactly like a missing one.
+    """
+    subtenant = subtenant_list(key=key).filter(pk=subtenant_id).first()
+    if subtenant is None:
+        raise ResourceNotFoundError("Subtenant not found.", details={"id": str(subtenant_id)})
+    return subtenant
+
+
+def api_key_list(*, subtenant: Subtenant | None) -> QuerySet[ApiKey]:
+    if subtenant is None:
+        return ApiKey.objects.filter(subtenant__isnull=True)
+    return ApiKey.objects.filter(subtenant=subtenant)
+
+
+def api_key_access(*, subtenant: Subtenant | None, key_id: UUID | str) -> ApiKey:
+    key = api_key_list(subtenant=subtenant).filter(pk=key_id).first()
+    if key is None:
+        raise ResourceNotFoundError("API key not found.", details={"id": str(key_id)})
+    return key
