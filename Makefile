@@ -1,0 +1,56 @@
+# The two commands: `make run` (set up and serve on SQLite) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+
+.PHONY: run test serve lint format migrate admin-key schema bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+migrate: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+
+admin-key: migrate
+	@$(BIN)/python manage.py create_admin_key --if-none
+
+## Set up a virtualenv, migrate, print a first admin key if none exists, and serve
+## the API, the WebSocket endpoints and the admin on http://$(HOST):$(PORT).
+run: admin-key
+	$(BIN)/python manage.py runserver $(HOST):$(PORT) --insecure
+
+## Serve with uvicorn workers (production-style; set SECRET_KEY, DEBUG=false, ALLOWED_HOSTS).
+serve: migrate
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/uvicorn llmwrapper.asgi:application --host $(HOST) --port $(PORT) \
+		--workers $(WORKERS) --no-access-log --lifespan off
+
+## Install the dev requirements and run the test suite.
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+schema: $(VENV)/.installed
+	$(BIN)/python manage.py spectacular --file openapi.yaml --validate
+
+clean:
+	rm -rf $(VENV) staticfiles test-db.sqlite3*
