@@ -108,7 +108,9 @@ class ChatDetailSerializer(ChatSerializer):
     @extend_schema(exclude=True)
     def get_messages(self, chat: Chat) -> list[dict]:
         # The newest messages, in chronological order; older ones via /messages.
-        newest = list(selectors.message_list(chat=chat).order_by("-sequence")[:MAX_MESSAGES_IN_CHAT_DETAIL])
+        newest = list(
+            selectors.message_list(chat=chat).order_by("-sequence")[:MAX_MESSAGES_IN_CHAT_DETAIL]
+        )
         return MessageSerializer(reversed(newest), many=True).data
 
 

@@ -61,7 +61,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         raw = parse_bearer(header)
         if raw is None:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <key>'.")
+            raise exceptions.AuthenticationFailed(
+                "Malformed Authorization header: use 'Bearer <key>'."
+            )
         key = authenticate_raw_key(raw)
         return Principal(key), key
 

@@ -77,7 +77,12 @@ def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, Any, int]:
         detail = exc.detail
         if isinstance(detail, dict):
             return "validation_error", "Invalid request: see details.", detail, 400
-        return "validation_error", "; ".join(str(d) for d in detail), {"non_field_errors": detail}, 400
+        return (
+            "validation_error",
+            "; ".join(str(d) for d in detail),
+            {"non_field_errors": detail},
+            400,
+        )
     type_ = next((t for cls, t in _DRF_TYPES.items() if isinstance(exc, cls)), "error")
     return type_, str(exc.detail), None, exc.status_code
 

@@ -26,7 +26,9 @@ class BodySizeLimitMiddleware:
     async_capable = True
     sync_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]):
+    def __init__(
+        self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
+    ):
         self.get_response = get_response
         self.limit = settings.MAX_REQUEST_BODY_BYTES
         if iscoroutinefunction(get_response):

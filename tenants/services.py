@@ -40,7 +40,8 @@ def subtenant_update(*, subtenant: Subtenant, **fields: Any) -> Subtenant:
             subtenant.save()
     except IntegrityError as exc:
         raise ResourceConflictError(
-            f"A subtenant named '{subtenant.name}' already exists.", details={"name": subtenant.name}
+            f"A subtenant named '{subtenant.name}' already exists.",
+            details={"name": subtenant.name},
         ) from exc
     return subtenant
 

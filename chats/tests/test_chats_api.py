@@ -11,8 +11,12 @@ def add_messages(chat: Chat, count: int) -> None:
     start = chat.last_sequence
     Message.objects.bulk_create(
         [
-            Message(chat=chat, sequence=start + i + 1, role="user" if i % 2 == 0 else "assistant",
-                    content=f"m{start + i + 1}")
+            Message(
+                chat=chat,
+                sequence=start + i + 1,
+                role="user" if i % 2 == 0 else "assistant",
+                content=f"m{start + i + 1}",
+            )
             for i in range(count)
         ]
     )
@@ -24,9 +28,14 @@ def test_chat_crud_through_the_api(make_tenant):
     subtenant, _, client = make_tenant()
     created = client.post(
         f"/api/v1/subtenants/{subtenant.id}/chats",
-        {"title": "Support", "provider": "anthropic", "model": "claude-x",
-         "system_prompt": "Be brief.", "params": {"temperature": 0.2, "max_tokens": 256},
-         "metadata": {"ticket": 42}},
+        {
+            "title": "Support",
+            "provider": "anthropic",
+            "model": "claude-x",
+            "system_prompt": "Be brief.",
+            "params": {"temperature": 0.2, "max_tokens": 256},
+            "metadata": {"ticket": 42},
+        },
         format="json",
     )
     assert created.status_code == 201, created.content

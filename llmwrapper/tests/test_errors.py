@@ -23,7 +23,9 @@ def test_wrong_types_name_the_field(admin_client):
 
 def test_body_over_the_limit_is_413(admin_client):
     payload = '{"name": "' + "x" * (settings.MAX_REQUEST_BODY_BYTES + 10) + '"}'
-    response = admin_client.post("/api/v1/subtenants", data=payload, content_type="application/json")
+    response = admin_client.post(
+        "/api/v1/subtenants", data=payload, content_type="application/json"
+    )
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "request_too_large"
 
@@ -42,8 +44,9 @@ def test_wrong_method_is_a_json_405(admin_client):
 
 
 def test_wrong_content_type_is_415(admin_client):
-    response = admin_client.post("/api/v1/subtenants", data="name=x",
-                                 content_type="application/x-www-form-urlencoded")
+    response = admin_client.post(
+        "/api/v1/subtenants", data="name=x", content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 415
     assert response.json()["error"]["type"] == "unsupported_media_type"
 
@@ -54,8 +57,11 @@ def test_openapi_schema_declares_bearer_auth_and_the_contract_paths(client):
     schema = response.json()
     assert schema["components"]["securitySchemes"]["ApiKeyAuth"]["scheme"] == "bearer"
     for path in [
-        "/api/v1/subtenants", "/api/v1/subtenants/{id}", "/api/v1/subtenants/{subtenant_pk}/chats",
-        "/api/v1/chats/{id}", "/api/v1/chats/{chat_pk}/messages",
+        "/api/v1/subtenants",
+        "/api/v1/subtenants/{id}",
+        "/api/v1/subtenants/{subtenant_pk}/chats",
+        "/api/v1/chats/{id}",
+        "/api/v1/chats/{chat_pk}/messages",
         "/api/v1/subtenants/{subtenant_pk}/memories",
         "/api/v1/subtenants/{subtenant_pk}/memories/{key}",
     ]:

@@ -94,7 +94,9 @@ def test_memory_body_cannot_move_data_to_another_subtenant(make_tenant):
     assert response.status_code == 201
     assert response.json()["subtenant"] == str(mine.id)
     assert not Memory.objects.filter(subtenant=other).exists()
-    client.put(url(mine, "k"), {"value": 2, "subtenant": str(other.id), "key": "moved"}, format="json")
+    client.put(
+        url(mine, "k"), {"value": 2, "subtenant": str(other.id), "key": "moved"}, format="json"
+    )
     assert Memory.objects.get(subtenant=mine).key == "k"
     assert not Memory.objects.filter(subtenant=other).exists()
 
@@ -130,7 +132,9 @@ def test_concurrent_creation_of_one_key_yields_one_row_and_one_conflict(make_ten
             client = client_for(raw)
             barrier.wait()
             statuses.append(
-                client.post(url(subtenant), {"key": "race", "value": value}, format="json").status_code
+                client.post(
+                    url(subtenant), {"key": "race", "value": value}, format="json"
+                ).status_code
             )
         finally:
             connections.close_all()

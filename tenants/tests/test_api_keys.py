@@ -61,7 +61,12 @@ def test_revoked_admin_key_is_401(admin_client):
 def test_subtenant_key_cannot_manage_keys(make_tenant):
     subtenant, _, client = make_tenant("acme")
     assert client.get(f"/api/v1/subtenants/{subtenant.id}/keys").status_code == 403
-    assert client.post(f"/api/v1/subtenants/{subtenant.id}/keys", {"name": "x"}, format="json").status_code == 403
+    assert (
+        client.post(
+            f"/api/v1/subtenants/{subtenant.id}/keys", {"name": "x"}, format="json"
+        ).status_code
+        == 403
+    )
     assert client.post("/api/v1/keys", {"name": "root"}, format="json").status_code == 403
     assert ApiKey.objects.filter(subtenant__isnull=True).count() == 0
 

@@ -13,8 +13,13 @@ pytestmark = pytest.mark.django_db
 def test_admin_creates_reads_updates_and_deletes_a_subtenant(admin_client):
     created = admin_client.post(
         "/api/v1/subtenants",
-        {"name": "acme", "description": "Acme Inc", "metadata": {"tier": "gold"},
-         "default_provider": "anthropic", "default_model": "claude-x"},
+        {
+            "name": "acme",
+            "description": "Acme Inc",
+            "metadata": {"tier": "gold"},
+            "default_provider": "anthropic",
+            "default_model": "claude-x",
+        },
         format="json",
     )
     assert created.status_code == 201, created.content
@@ -41,7 +46,9 @@ def test_admin_creates_reads_updates_and_deletes_a_subtenant(admin_client):
 
 
 def test_duplicate_subtenant_name_is_a_conflict(admin_client):
-    assert admin_client.post("/api/v1/subtenants", {"name": "dup"}, format="json").status_code == 201
+    assert (
+        admin_client.post("/api/v1/subtenants", {"name": "dup"}, format="json").status_code == 201
+    )
     second = admin_client.post("/api/v1/subtenants", {"name": "dup"}, format="json")
     assert second.status_code == 409
     assert second.json()["error"]["type"] == "conflict"
@@ -61,7 +68,9 @@ def test_subtenant_key_sees_only_its_own_subtenant(make_tenant):
 def test_subtenant_key_cannot_manage_subtenants(make_tenant):
     mine, _, client = make_tenant("mine")
     assert client.post("/api/v1/subtenants", {"name": "new"}, format="json").status_code == 403
-    assert client.put(f"/api/v1/subtenants/{mine.id}", {"name": "x"}, format="json").status_code == 403
+    assert (
+        client.put(f"/api/v1/subtenants/{mine.id}", {"name": "x"}, format="json").status_code == 403
+    )
     assert client.delete(f"/api/v1/subtenants/{mine.id}").status_code == 403
     assert Subtenant.objects.filter(pk=mine.pk, name="mine").exists()
 
@@ -74,7 +83,9 @@ def test_unknown_provider_is_rejected_with_the_field_named(admin_client):
     assert "default_provider" in response.json()["error"]["details"]
 
 
-def test_deleting_a_subtenant_deletes_its_chats_messages_memories_and_keys(admin_client, make_tenant):
+def test_deleting_a_subtenant_deletes_its_chats_messages_memories_and_keys(
+    admin_client, make_tenant
+):
     subtenant, raw, _ = make_tenant("doomed")
     chat = Chat.objects.create(subtenant=subtenant, title="t")
     Message.objects.create(chat=chat, sequence=1, role="user", content="hi")
@@ -95,8 +106,11 @@ def test_read_only_fields_in_the_body_are_ignored(admin_client, make_tenant):
     subtenant, _, _ = make_tenant("fixed")
     response = admin_client.put(
         f"/api/v1/subtenants/{subtenant.id}",
-        {"id": "00000000-0000-0000-0000-000000000001", "created_at": "2000-01-01T00:00:00Z",
-         "description": "new"},
+        {
+            "id": "00000000-0000-0000-0000-000000000001",
+            "created_at": "2000-01-01T00:00:00Z",
+            "description": "new",
+        },
         format="json",
     )
     assert response.status_code == 200
