@@ -130,9 +130,7 @@ class ChatResult:
         return Message(role="assistant", content=self.text, tool_calls=self.tool_calls)
 
 
-async def collect(
-    events: AsyncIterator[StreamEvent], *, provider: str, model: str
-) -> ChatResult:
+async def collect(events: AsyncIterator[StreamEvent], *, provider: str, model: str) -> ChatResult:
     """Fold a stream into one result (the sync transports' view of a stream).
 
     Each provider call emits one UsageEvent with its totals; the last one wins.

@@ -1,0 +1,303 @@
+"""OpenAI Chat Completions, for OpenAI itself and any OpenAI-compatible private cloud.
+
+Uses the official `openai` SDK (imported only here). `complete()` uses the vendor's
+non-streaming call, which is cheaper than assembling a stream; both paths share the
+request translation and the finish/usage mapping.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from providers.base import Provider, ProviderConfig
+from providers.errors import (
+    ProviderError,
+    ProviderStreamInterruptedError,
+    ProviderTimeoutError,
+    ProviderUpstreamError,
+    error_from_status,
+    parse_retry_after,
+    redact,
+)
+from providers.tooling import parse_arguments
+from providers.types import (
+    ChatRequest,
+    ChatResult,
+    Finished,
+    FinishReason,
+    Message,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallComplete,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+class OpenAIProvider(Provider):
+    """kind "openai" and "openai_compatible": same protocol, different endpoint and key."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        # Keyless self-hosted endpoints: send no Authorization header at all rather than
+        # a made-up key; the SDK wants that omission stated on each request.
+        self._request_headers: dict[str, Any] | None = (
+            None if config.api_key else {"Authorization": openai.omit}
+        )
+        self._client = openai.AsyncOpenAI(
+            api_key=config.api_key or "",
+            base_url=config.base_url,
+            timeout=openai.Timeout(config.read_timeout, connect=config.connect_timeout),
+            max_retries=0,  # retries are ours (providers.retry)
+            default_headers=config.extra_headers or None,
+            _enforce_credentials=False,
+        )
+        # OpenAI deprecated max_tokens for max_completion_tokens; compatible servers
+        # (vLLM, llama.cpp, TGI...) mostly know only max_tokens.
+        self._max_tokens_field = (
+            "max_completion_tokens" if config.kind == "openai" else "max_tokens"
+        )
+
+    # -- request translation -------------------------------------------------------
+
+    def build_kwargs(self, request: ChatRequest) -> dict[str, Any]:
+        p = request.params
+        kwargs: dict[str, Any] = {
+            "model": self.model_for(request),
+            "messages": [_message_to_openai(m) for m in request.messages],
+        }
+        if request.tools:
+            kwargs["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in request.tools
+            ]
+        if request.tool_choice is not None:
+            kwargs["tool_choice"] = _tool_choice(request.tool_choice)
+        if p.temperature is not None:
+            kwargs["temperature"] = p.temperature
+        if p.top_p is not None:
+            kwargs["top_p"] = p.top_p
+        if p.max_tokens is not None:
+            kwargs[self._max_tokens_field] = p.max_tokens
+        if p.stop:
+            kwargs["stop"] = list(p.stop)
+        if p.response_format is not None:
+            kwargs["response_format"] = p.response_format
+        if p.extra:
+            kwargs["extra_body"] = dict(p.extra)
+        if self._request_headers:
+            kwargs["extra_headers"] = self._request_headers
+        return kwargs
+
+    # -- calls ---------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        try:
+            response = await self._client.chat.completions.create(**self.build_kwargs(request))
+        except Exception as exc:
+            raise self._error(exc, streaming=False) from exc
+        if not response.choices:
+            raise ProviderUpstreamError("The response had no choices", provider=self.name)
+        choice = response.choices[0]
+        message = choice.message
+        calls = tuple(
+            ToolCall(id=c.id, name=c.function.name, arguments=parse_arguments(c.function.arguments))
+            for c in message.tool_calls or ()
+            if getattr(c, "function", None) is not None
+        )
+        return ChatResult(
+            text=message.content or "",
+            tool_calls=calls,
+            usage=_usage(response.usage),
+            finish_reason=_finish(choice.finish_reason, bool(calls)),
+            model=response.model or self.model_for(request),
+            provider=self.name,
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        kwargs = self.build_kwargs(request)
+        try:
+            chunks = await self._client.chat.completions.create(
+                **kwargs, stream=True, stream_options={"include_usage": True}
+            )
+        except Exception as exc:
+            raise self._error(exc, streaming=False) from exc
+
+        calls: dict[int, dict[str, Any]] = {}  # index -> {"id", "name", "args": [..]}
+        finish: str | None = None
+        saw_calls = False
+        usage = Usage()
+        try:
+            async with chunks:
+                async for chunk in chunks:
+                    if chunk.usage is not None:
+                        usage = _usage(chunk.usage)
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    delta = choice.delta
+                    if delta is not None and delta.content:
+                        yield TextDelta(delta.content)
+                    for tc in (delta.tool_calls if delta is not None else None) or ():
+                        state = calls.setdefault(tc.index, {"id": None, "name": None, "args": []})
+                        name = tc.function.name if tc.function else None
+                        fragment = (tc.function.arguments if tc.function else None) or ""
+                        state["id"] = state["id"] or tc.id
+                        state["name"] = state["name"] or name
+                        state["args"].append(fragment)
+                        yield ToolCallDelta(tc.index, tc.id, name, fragment)
+                    if choice.finish_reason is not None:
+                        finish = choice.finish_reason
+                        saw_calls = saw_calls or bool(calls)
+                        # Calls are complete once the model says it is done.
+                        for event in _complete_calls(calls):
+                            yield event
+                        calls.clear()
+        except Exception as exc:
+            raise self._error(exc, streaming=True) from exc
+        if finish is None:
+            raise ProviderStreamInterruptedError(
+                "The response stream ended before the model finished", provider=self.name
+            )
+        yield UsageEvent(usage)
+        yield Finished(_finish(finish, saw_calls))
+
+    async def list_models(self) -> list[str]:
+        try:
+            models = self._client.models.list(extra_headers=self._request_headers)
+            return [model.id async for model in models]
+        except Exception as exc:
+            raise self._error(exc, streaming=False) from exc
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    # -- errors --------------------------------------------------------------------
+
+    def _error(self, exc: Exception, *, streaming: bool) -> ProviderError:
+        """Translate an SDK exception. `streaming` = raised while reading the body."""
+        if isinstance(exc, ProviderError):
+            return exc
+        name, key = self.name, self.config.api_key
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderTimeoutError(f"Provider '{name}' timed out", provider=name)
+        if isinstance(exc, openai.APIConnectionError):
+            if streaming:
+                return ProviderStreamInterruptedError(
+                    f"The connection to provider '{name}' broke mid-stream", provider=name
+                )
+            return ProviderUpstreamError(
+                f"Could not connect to provider '{name}'", provider=name, retryable=True
+            )
+        if isinstance(exc, openai.APIStatusError):
+            detail = _vendor_message(exc.body) or exc.message
+            return error_from_status(
+                exc.status_code,
+                redact(detail, key),
+                provider=name,
+                retry_after=parse_retry_after(exc.response.headers),
+            )
+        if isinstance(exc, openai.APIError):
+            # An error object sent inside an otherwise successful stream.
+            detail = _vendor_message(exc.body) or exc.message
+            return ProviderUpstreamError(redact(detail, key), provider=name, retryable=True)
+        if isinstance(exc, ValueError):  # undecodable JSON in the body
+            return ProviderStreamInterruptedError(
+                f"Provider '{name}' sent an unreadable response", provider=name
+            )
+        return ProviderUpstreamError(redact(f"Provider '{name}' failed: {exc}", key), provider=name)
+
+
+def _message_to_openai(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        return {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id or "",
+            "content": message.content,
+        }
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.role == "assistant" and message.tool_calls:
+        out["content"] = message.content or None
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+            }
+            for call in message.tool_calls
+        ]
+    if message.name:
+        out["name"] = message.name
+    return out
+
+
+def _tool_choice(tool_choice: str | dict) -> str | dict:
+    if isinstance(tool_choice, dict):
+        if "function" in tool_choice:
+            return tool_choice
+        return {"type": "function", "function": {"name": tool_choice["name"]}}
+    if tool_choice in ("auto", "none", "required"):
+        return tool_choice
+    if tool_choice == "any":
+        return "required"
+    return {"type": "function", "function": {"name": tool_choice}}
+
+
+def _complete_calls(calls: dict[int, dict[str, Any]]) -> list[ToolCallComplete]:
+    return [
+        ToolCallComplete(
+            ToolCall(
+                id=state["id"] or f"call_{index}",
+                name=state["name"] or "",
+                arguments=parse_arguments("".join(state["args"])),
+            )
+        )
+        for index, state in sorted(calls.items())
+    ]
+
+
+def _finish(reason: str | None, calls_seen: bool) -> FinishReason:
+    # Some compatible servers answer "stop" even when the model asked for tools.
+    if calls_seen:
+        return "tool_calls"
+    return _FINISH.get(reason or "stop", "stop")
+
+
+def _usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+
+
+def _vendor_message(body: object) -> str | None:
+    if isinstance(body, dict):
+        message = body.get("message")
+        if isinstance(message, str) and message:
+            return message
+        error = body.get("error")
+        if isinstance(error, dict):
+            return _vendor_message(error)
+        if isinstance(error, str):
+            return error
+    return None

@@ -1,0 +1,230 @@
+"""Which providers exist, how they are configured, and the instances that serve them.
+
+Adding a provider kind is one adapter class plus one `ProviderRegistry.register(kind,
+factory)` call. Instances are built lazily on first use and cached, so SDK connection
+pools are reused across requests. The cache is kept per event loop: pooled async
+connections belong to the loop that opened them (relevant under `async_to_sync` and in
+tests, which run several loops in one process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+
+from providers.base import Provider, ProviderConfig, ProviderKind
+from providers.errors import ProviderNotConfiguredError, UnknownProviderError
+
+__all__ = [
+    "DEFAULT_PROVIDER_NAMES",
+    "ProviderConfig",
+    "ProviderKind",
+    "ProviderRegistry",
+    "build_registry",
+    "configs_from_env",
+    "parse_model",
+]
+
+ProviderFactory = Callable[[ProviderConfig], Provider]
+
+DEFAULT_PROVIDER_NAMES = ("openai", "anthropic", "local", "private")
+
+
+class ProviderRegistry:
+    _factories: dict[str, ProviderFactory] = {}
+
+    @classmethod
+    def register(cls, kind: str, factory: ProviderFactory) -> None:
+        """Make a provider kind available to every registry (e.g. a new vendor)."""
+        cls._factories[kind] = factory
+
+    def __init__(self, configs: Iterable[ProviderConfig] = ()) -> None:
+        self._configs: dict[str, ProviderConfig] = {c.name: c for c in configs}
+        self._instances: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, Provider]
+        ] = weakref.WeakKeyDictionary()
+        self._no_loop: dict[str, Provider] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return list(self._configs)
+
+    def config(self, name: str) -> ProviderConfig:
+        try:
+            return self._configs[name]
+        except KeyError:
+            raise UnknownProviderError(name, tuple(self._configs)) from None
+
+    def is_configured(self, name: str) -> bool:
+        return name in self._configs and _missing_setting(self._configs[name]) is None
+
+    def get(self, name: str) -> Provider:
+        """The provider instance for `name`, built on first use."""
+        config = self.config(name)
+        missing = _missing_setting(config)
+        if missing is not None:
+            raise ProviderNotConfiguredError(name, missing)
+        cache = self._cache()
+        provider = cache.get(name)
+        if provider is None:
+            with self._lock:
+                provider = cache.get(name)
+                if provider is None:
+                    factory = self._factory(config.kind)
+                    provider = cache[name] = factory(config)
+        return provider
+
+    async def aclose(self) -> None:
+        """Close the instances of the current loop (and those built outside any loop)."""
+        with self._lock:
+            current = self._cache()
+            providers = list(current.values())
+            current.clear()
+            if current is not self._no_loop:
+                providers += self._no_loop.values()
+                self._no_loop.clear()
+        for provider in providers:
+            # Closing must not fail shutdown: a stale pool is just dropped.
+            with contextlib.suppress(Exception):
+                await provider.aclose()
+
+    def _cache(self) -> dict[str, Provider]:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._no_loop
+        cache = self._instances.get(loop)
+        if cache is None:
+            cache = self._instances[loop] = {}
+        return cache
+
+    def _factory(self, kind: str) -> ProviderFactory:
+        if kind not in self._factories:
+            _register_builtin_kinds()
+        try:
+            return self._factories[kind]
+        except KeyError:
+            raise ValueError(f"No provider implementation registered for kind {kind!r}") from None
+
+
+def _missing_setting(config: ProviderConfig) -> str | None:
+    """The variable to set, or None when the provider can be used."""
+    if config.kind in ("openai", "anthropic") and not config.api_key:
+        return config.env_hint or f"{config.name.upper()}_API_KEY"
+    if not config.base_url and config.kind not in ("openai", "anthropic"):
+        return config.env_hint or f"{config.name.upper()}_BASE_URL"
+    return None
+
+
+def _register_builtin_kinds() -> None:
+    # Imported lazily so that importing the registry does not load every vendor SDK.
+    def openai_factory(config: ProviderConfig) -> Provider:
+        from providers.openai_compat import OpenAIProvider
+
+        return OpenAIProvider(config)
+
+    def anthropic_factory(config: ProviderConfig) -> Provider:
+        from providers.anthropic_provider import AnthropicProvider
+
+        return AnthropicProvider(config)
+
+    def ollama_factory(config: ProviderConfig) -> Provider:
+        from providers.ollama import OllamaProvider
+
+        return OllamaProvider(config)
+
+    for kind, factory in (
+        ("openai", openai_factory),
+        ("openai_compatible", openai_factory),
+        ("anthropic", anthropic_factory),
+        ("ollama", ollama_factory),
+    ):
+        ProviderRegistry._factories.setdefault(kind, factory)
+
+
+def build_registry(configs: list[ProviderConfig]) -> ProviderRegistry:
+    _register_builtin_kinds()
+    return ProviderRegistry(configs)
+
+
+def configs_from_env(env: Mapping[str, str]) -> list[ProviderConfig]:
+    """The four default providers from environment-style settings.
+
+    Variables: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_DEFAULT_MODEL; ANTHROPIC_API_KEY,
+    ANTHROPIC_BASE_URL, ANTHROPIC_DEFAULT_MODEL, ANTHROPIC_MAX_TOKENS; LOCAL_LLM_ENDPOINT,
+    LOCAL_LLM_DEFAULT_MODEL; PRIVATE_CLOUD_ENDPOINT, PRIVATE_CLOUD_API_KEY,
+    PRIVATE_CLOUD_DEFAULT_MODEL; PROVIDER_CONNECT_TIMEOUT, PROVIDER_READ_TIMEOUT (seconds).
+    Empty values count as unset.
+    """
+
+    def get(name: str, default: str | None = None) -> str | None:
+        return env.get(name) or default
+
+    timeouts = {
+        "connect_timeout": float(get("PROVIDER_CONNECT_TIMEOUT", "5") or 5),
+        "read_timeout": float(get("PROVIDER_READ_TIMEOUT", "120") or 120),
+    }
+    return [
+        ProviderConfig(
+            name="openai",
+            kind="openai",
+            api_key=get("OPENAI_API_KEY"),
+            base_url=get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            default_model=get("OPENAI_DEFAULT_MODEL", "gpt-4o-mini") or "",
+            env_hint="OPENAI_API_KEY",
+            **timeouts,
+        ),
+        ProviderConfig(
+            name="anthropic",
+            kind="anthropic",
+            api_key=get("ANTHROPIC_API_KEY"),
+            base_url=get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+            default_model=get("ANTHROPIC_DEFAULT_MODEL", "claude-haiku-4-5") or "",
+            env_hint="ANTHROPIC_API_KEY",
+            default_max_tokens=int(get("ANTHROPIC_MAX_TOKENS", "1024") or 1024),
+            **timeouts,
+        ),
+        ProviderConfig(
+            name="local",
+            kind="ollama",
+            api_key=None,
+            base_url=get("LOCAL_LLM_ENDPOINT", "http://localhost:11434"),
+            default_model=get("LOCAL_LLM_DEFAULT_MODEL", "llama3.2") or "",
+            env_hint="LOCAL_LLM_ENDPOINT",
+            **timeouts,
+        ),
+        ProviderConfig(
+            name="private",
+            kind="openai_compatible",
+            api_key=get("PRIVATE_CLOUD_API_KEY"),
+            base_url=get("PRIVATE_CLOUD_ENDPOINT"),
+            default_model=get("PRIVATE_CLOUD_DEFAULT_MODEL", "default") or "",
+            env_hint="PRIVATE_CLOUD_ENDPOINT",
+            **timeouts,
+        ),
+    ]
+
+
+def parse_model(
+    model: str | None, provider: str | None, *, known: set[str]
+) -> tuple[str | None, str | None]:
+    """Split "provider/model" into (provider, model) when the prefix names a provider.
+
+    Only a known provider name is split off, so model names that contain a slash
+    ("meta-llama/Llama-3" on a private cloud) survive. An explicit provider wins: with
+    provider="private", "openai/gpt-4o" is a model name of that cloud, unless the prefix
+    repeats the provider itself ("private/x" -> "x").
+    """
+    model = model or None
+    provider = provider or None
+    if model is None or "/" not in model:
+        return provider, model
+    prefix, rest = model.split("/", 1)
+    if prefix not in known or not rest:
+        return provider, model
+    if provider is None or provider == prefix:
+        return prefix, rest
+    return provider, model
