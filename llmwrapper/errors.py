@@ -84,7 +84,10 @@ def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, Any, int]:
             400,
         )
     type_ = next((t for cls, t in _DRF_TYPES.items() if isinstance(exc, cls)), "error")
-    return type_, str(exc.detail), None, exc.status_code
+    message = str(exc.detail)
+    if isinstance(exc, drf_exceptions.NotAuthenticated):
+        message = "Missing API key: send 'Authorization: Bearer <key>'."
+    return type_, message, None, exc.status_code
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
