@@ -146,7 +146,7 @@ class FakeAnthropic(ChatFake):
     """Anthropic Messages API with its named-event stream."""
 
     vendor = "anthropic"
-    default_models = ("claude-haiku-4-5", "claude-sonnet-4-5")
+    default_models = ("claude-haiku-4-5", "claude-sonnet-5")
     chat_path = "/v1/messages"
     models_path = "/v1/models"
     tool_id_prefix = "toolu_"

@@ -1,0 +1,189 @@
+"""Retries, backoff and fallback across providers, against the fake vendors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from providers.base import Provider, ProviderConfig
+from providers.errors import (
+    ProviderAuthError,
+    ProviderBadRequestError,
+    ProviderRateLimitError,
+    ProviderStreamInterruptedError,
+    ProviderUpstreamError,
+)
+from providers.retry import RetryPolicy, complete_with_retries, stream_with_retries
+from providers.tests.conftest import FAST, ask
+from providers.types import ChatRequest, Finished, StreamEvent, TextDelta, collect
+
+
+@pytest.fixture
+def pair(make_upstream):
+    """A failing-prone primary (OpenAI) and a fallback (Anthropic)."""
+    return make_upstream("openai"), make_upstream("anthropic")
+
+
+async def test_completion_falls_back_when_the_primary_keeps_failing(pair):
+    primary, fallback = pair
+    for _ in range(3):
+        primary.fake.enqueue(status=503)
+    fallback.fake.enqueue(text="from the fallback")
+
+    result = await complete_with_retries(
+        [(primary.provider, ask()), (fallback.provider, ask())], FAST
+    )
+
+    assert (result.text, result.provider) == ("from the fallback", "anthropic")
+    assert len(primary.fake.chat_requests()) == 3
+    assert len(fallback.fake.chat_requests()) == 1
+
+
+async def test_stream_falls_back_and_records_who_answered(pair):
+    primary, fallback = pair
+    primary.fake.enqueue(status=401)  # not retried, but another provider may work
+    fallback_request = ChatRequest("claude-sonnet-5", ask().messages)
+
+    stream = stream_with_retries(
+        [(primary.provider, ask()), (fallback.provider, fallback_request)], FAST
+    )
+    result = await collect(stream, provider="?", model="?")
+
+    assert result.text.startswith("echo:")
+    assert (stream.provider, stream.model) == ("anthropic", "claude-sonnet-5")
+    assert [type(e) for e in stream.errors] == [ProviderAuthError]
+    assert stream.attempts == 2
+    assert len(primary.fake.chat_requests()) == 1
+
+
+async def test_no_fallback_once_text_was_delivered(pair):
+    primary, fallback = pair
+    primary.fake.enqueue(text="half an answer", chunks=4, cut_after_chunks=2)
+
+    stream = stream_with_retries([(primary.provider, ask()), (fallback.provider, ask())], FAST)
+    delivered: list[StreamEvent] = []
+    with pytest.raises(ProviderStreamInterruptedError):
+        async for event in stream:
+            delivered.append(event)
+
+    assert [type(e) for e in delivered] == [TextDelta, TextDelta]
+    assert stream.provider == "openai"
+    assert fallback.fake.chat_requests() == []
+
+
+async def test_cut_before_any_text_is_retried_transparently(pair):
+    primary, _ = pair
+    primary.fake.enqueue(text="lost", cut_after_chunks=0)
+    primary.fake.enqueue(text="second try")
+
+    result = await collect(
+        stream_with_retries([(primary.provider, ask())], FAST), provider="p", model="m"
+    )
+
+    assert result.text == "second try"
+    assert len(primary.fake.chat_requests()) == 2
+
+
+async def test_no_fallback_for_a_request_the_vendor_rejects(pair):
+    primary, fallback = pair
+    primary.fake.enqueue(status=400, error_message="bad schema")
+
+    with pytest.raises(ProviderBadRequestError):
+        await complete_with_retries([(primary.provider, ask()), (fallback.provider, ask())], FAST)
+
+    assert fallback.fake.chat_requests() == []
+
+
+async def test_the_last_error_is_raised_when_every_provider_fails(pair):
+    primary, fallback = pair
+    primary.fake.enqueue(status=401)
+    for _ in range(3):
+        fallback.fake.enqueue(status=429, retry_after=0)
+
+    stream = stream_with_retries([(primary.provider, ask()), (fallback.provider, ask())], FAST)
+    with pytest.raises(ProviderRateLimitError) as caught:
+        async for _event in stream:
+            pass
+
+    assert caught.value.provider == "anthropic" and caught.value.status == 502
+    assert [type(e) for e in stream.errors] == [ProviderAuthError] + [ProviderRateLimitError] * 3
+
+
+async def test_retry_after_from_the_vendor_sets_the_wait(make_upstream):
+    upstream = make_upstream("openai")
+    upstream.fake.enqueue(status=429, retry_after=0.3)
+
+    started = time.monotonic()
+    await complete_with_retries([(upstream.provider, ask())], RetryPolicy(base_delay=0.01))
+
+    assert time.monotonic() - started >= 0.3
+
+
+async def test_retry_after_is_capped_at_max_delay(make_upstream):
+    upstream = make_upstream("local")
+    upstream.fake.enqueue(status=503, retry_after=60)
+
+    started = time.monotonic()
+    await complete_with_retries([(upstream.provider, ask())], FAST)
+
+    assert time.monotonic() - started < 2
+
+
+async def test_zero_retries_fails_after_one_attempt(make_upstream):
+    upstream = make_upstream("openai")
+    upstream.fake.enqueue(status=500)
+
+    with pytest.raises(ProviderUpstreamError):
+        await complete_with_retries([(upstream.provider, ask())], RetryPolicy(max_retries=0))
+
+    assert len(upstream.fake.chat_requests()) == 1
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped():
+    policy = RetryPolicy(base_delay=0.5, max_delay=3.0)
+    error = ProviderUpstreamError("x", provider="p", retryable=True)
+
+    delays = [[policy.delay(attempt, error) for _ in range(200)] for attempt in range(4)]
+
+    assert all(0 <= d <= 0.5 for d in delays[0])
+    assert all(0 <= d <= 1.0 for d in delays[1])
+    assert all(0 <= d <= 3.0 for d in delays[3])
+    assert max(delays[3]) > 1.0  # grows with the attempt number
+    assert len(set(delays[0])) > 100  # jittered
+
+
+async def test_closing_the_stream_early_stops_cleanly(make_upstream):
+    upstream = make_upstream("anthropic")
+    upstream.fake.enqueue(text="a long answer in many pieces", chunks=6)
+
+    stream = stream_with_retries([(upstream.provider, ask())], FAST)
+    first = await stream.__anext__()
+    await stream.aclose()
+
+    assert isinstance(first, TextDelta)
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+
+
+class _SilentProvider(Provider):
+    """A third-party adapter that forgets to finish its stream."""
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("no end in sight")
+
+
+class _FinishingProvider(Provider):
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("done")
+        yield Finished("stop")
+
+
+async def test_a_stream_without_finish_is_reported_as_interrupted():
+    silent = _SilentProvider(ProviderConfig(name="silent", kind="custom"))
+    backup = _FinishingProvider(ProviderConfig(name="backup", kind="custom"))
+
+    with pytest.raises(ProviderStreamInterruptedError):
+        async for _event in stream_with_retries([(silent, ask()), (backup, ask())], FAST):
+            pass
