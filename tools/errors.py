@@ -1,0 +1,66 @@
+"""Errors raised while running tools.
+
+Plain exceptions (no Django): the dispatcher turns them into a tool result for the model
+or into the shared API error shape. ``type`` is a stable snake_case code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ToolError(Exception):
+    type = "tool_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ToolInputError(ToolError):
+    """The arguments given to a tool are invalid."""
+
+    type = "tool_input_error"
+
+
+class SandboxUnavailableError(ToolError):
+    """The sandbox cannot run here; code is never run without it."""
+
+    type = "sandbox_unavailable"
+
+
+class SandboxTimeoutError(ToolError):
+    type = "sandbox_timeout"
+
+
+class SandboxLimitError(ToolError):
+    """Output, memory or another resource limit was exceeded."""
+
+    type = "sandbox_limit_exceeded"
+
+
+class SandboxExecutionError(ToolError):
+    """The user's code raised, or did not produce a result."""
+
+    type = "sandbox_execution_error"
+
+
+class UnsafeURLError(ToolError):
+    """The URL points somewhere the service must not call (scheme, credentials, address)."""
+
+    type = "unsafe_url"
+
+
+class OutboundRequestError(ToolError):
+    """An outbound call (webhook, MCP) failed: connection error or non-2xx answer."""
+
+    type = "outbound_request_failed"
+
+
+class OutboundTimeoutError(OutboundRequestError):
+    type = "outbound_timeout"
+
+
+class OutboundResponseTooLargeError(OutboundRequestError):
+    type = "outbound_response_too_large"
