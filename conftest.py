@@ -37,3 +37,66 @@ def make_tenant(db):
         return subtenant, raw, client_for(raw)
 
     return make
+
+
+class LlmFakes:
+    """The four providers, each pointed at a fake vendor server on 127.0.0.1."""
+
+    def __init__(self, openai, anthropic, local, private) -> None:
+        self.openai, self.anthropic, self.local, self.private = openai, anthropic, local, private
+
+    def __getitem__(self, provider: str):
+        return getattr(self, provider)
+
+
+@pytest.fixture
+def llm_fakes(settings):
+    from providers.testing import FakeAnthropic, FakeOllama, FakeOpenAI
+
+    with (
+        FakeOpenAI() as openai,
+        FakeAnthropic() as anthropic,
+        FakeOllama() as local,
+        FakeOpenAI() as private,
+    ):
+        settings.OPENAI_API_KEY = "sk-test-openai"
+        settings.OPENAI_BASE_URL = openai.base_url
+        settings.ANTHROPIC_API_KEY = "sk-test-anthropic"
+        settings.ANTHROPIC_BASE_URL = anthropic.base_url
+        settings.LOCAL_LLM_ENDPOINT = local.base_url
+        settings.PRIVATE_CLOUD_ENDPOINT = private.base_url
+        settings.PRIVATE_CLOUD_API_KEY = "sk-test-private"
+        settings.PROVIDER_READ_TIMEOUT = 5.0
+        settings.PROVIDER_RETRY_BASE_DELAY = 0.01
+        settings.PROVIDER_RETRY_MAX_DELAY = 0.05
+        settings.DEFAULT_LLM_PROVIDER = "openai"
+        settings.LLM_FALLBACKS = []
+        yield LlmFakes(openai, anthropic, local, private)
+
+
+def async_client_for(raw_key: str | None):
+    """An ASGI test client sending the key on every request."""
+    from django.test import AsyncClient
+
+    class KeyedAsyncClient(AsyncClient):
+        # AsyncClient drops constructor headers, so they are added per request.
+        def generic(self, *args, headers=None, **kwargs):  # type: ignore[no-untyped-def]
+            merged = {"Authorization": f"Bearer {raw_key}"} if raw_key else {}
+            merged.update(headers or {})
+            return super().generic(*args, headers=merged, **kwargs)
+
+    return KeyedAsyncClient()
+
+
+async def read_sse(response) -> list[tuple[str, dict]]:
+    """Parse a whole SSE response body into (event, data) pairs."""
+    import json
+
+    body = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    events = []
+    for block in body.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events

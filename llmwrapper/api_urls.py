@@ -4,12 +4,16 @@ from django.urls import path
 
 from chats.api import ChatMessageViewSet, ChatViewSet, SubtenantChatViewSet
 from memories.api import MemoryViewSet
+from providers.api import CompleteView, ModelsView, StreamView
 from tenants.api import ApiKeyViewSet, SubtenantViewSet
 
 collection = {"get": "list", "post": "create"}
 item = {"get": "retrieve", "put": "update", "patch": "update", "delete": "destroy"}
 
 urlpatterns = [
+    path("llm/complete", CompleteView.as_view(), name="llm-complete"),
+    path("llm/stream", StreamView.as_view(), name="llm-stream"),
+    path("llm/models", ModelsView.as_view(), name="llm-models"),
     path("subtenants", SubtenantViewSet.as_view(collection), name="subtenant-list"),
     path("subtenants/<uuid:pk>", SubtenantViewSet.as_view(item), name="subtenant-detail"),
     path(

@@ -93,9 +93,13 @@ def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, Any, int]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception raised in an API view ends here."""
     headers: dict[str, str] = {}
+    from providers.errors import ProviderError
+
     if isinstance(exc, ApplicationError):
         body, status = exc.to_dict(), exc.status
         headers = getattr(exc, "headers", {}) or {}
+    elif isinstance(exc, ProviderError):
+        body, status = {"error": exc.to_dict()}, exc.status
     elif isinstance(exc, drf_exceptions.APIException):
         type_, message, details, status = _drf_error(exc)
         body = error_body(type_, message, details)

@@ -165,19 +165,32 @@ SPECTACULAR_SETTINGS = {
 # API keys: how often `last_used_at` is written (seconds), to keep writes off the hot path.
 API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
 
-# Providers (used by the provider registry).
+# Providers (read by providers.gateway into the provider registry).
 DEFAULT_LLM_PROVIDER = env.str("DEFAULT_LLM_PROVIDER", default="openai")
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 OPENAI_DEFAULT_MODEL = env.str("OPENAI_DEFAULT_MODEL", default="gpt-4o-mini")
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
 ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
-ANTHROPIC_DEFAULT_MODEL = env.str("ANTHROPIC_DEFAULT_MODEL", default="claude-sonnet-4-5")
+ANTHROPIC_DEFAULT_MODEL = env.str("ANTHROPIC_DEFAULT_MODEL", default="claude-sonnet-5")
+ANTHROPIC_MAX_TOKENS = env.int("ANTHROPIC_MAX_TOKENS", default=1024)
 LOCAL_LLM_ENDPOINT = env.str("LOCAL_LLM_ENDPOINT", default="http://localhost:11434")
-LOCAL_DEFAULT_MODEL = env.str("LOCAL_DEFAULT_MODEL", default="llama3.2")
+LOCAL_LLM_DEFAULT_MODEL = env.str("LOCAL_LLM_DEFAULT_MODEL", default="llama3.2")
 PRIVATE_CLOUD_ENDPOINT = env.str("PRIVATE_CLOUD_ENDPOINT", default="")
 PRIVATE_CLOUD_API_KEY = env.str("PRIVATE_CLOUD_API_KEY", default="")
-PRIVATE_DEFAULT_MODEL = env.str("PRIVATE_DEFAULT_MODEL", default="default")
+PRIVATE_CLOUD_DEFAULT_MODEL = env.str("PRIVATE_CLOUD_DEFAULT_MODEL", default="default")
+PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
+PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=120.0)
+PROVIDER_MAX_RETRIES = env.int("PROVIDER_MAX_RETRIES", default=2)
+PROVIDER_RETRY_BASE_DELAY = env.float("PROVIDER_RETRY_BASE_DELAY", default=0.5)
+PROVIDER_RETRY_MAX_DELAY = env.float("PROVIDER_RETRY_MAX_DELAY", default=8.0)
+# Providers tried in order when the chosen one fails before answering ("name" or "name/model").
+LLM_FALLBACKS = env.list("LLM_FALLBACKS", default=[])
+
+# The tool loop.
+TOOL_MAX_ROUNDS = env.int("TOOL_MAX_ROUNDS", default=5)
+TOOL_TIMEOUT = env.float("TOOL_TIMEOUT", default=30.0)
+TOOL_MAX_RESULT_CHARS = env.int("TOOL_MAX_RESULT_CHARS", default=16_000)
 
 LOGGING = {
     "version": 1,
@@ -188,5 +201,8 @@ LOGGING = {
     "loggers": {
         # Request errors are rendered by our handlers; Django's own 4xx warnings are noise.
         "django.request": {"level": "ERROR"},
+        # One line per upstream request is noise at INFO; errors still surface.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
     },
 }

@@ -1,0 +1,33 @@
+"""Server-Sent Events: the named events of the API, one JSON object per event."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.http import StreamingHttpResponse
+
+StreamItem = tuple[str, dict[str, Any]]
+
+
+def encode(event: str, data: dict[str, Any]) -> bytes:
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+async def _encoded(items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+    async for event, data in items:
+        yield encode(event, data)
+
+
+def sse_response(
+    items: AsyncIterator[StreamItem], *, headers: dict | None = None
+) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_encoded(items), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    # Proxies such as nginx would otherwise buffer the whole stream.
+    response["X-Accel-Buffering"] = "no"
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response

@@ -1,0 +1,260 @@
+"""Direct LLM access: `/api/v1/llm/complete`, `/api/v1/llm/stream`, `/api/v1/llm/models`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from llmwrapper.api import StrictSerializer, principal
+from llmwrapper.async_views import AsyncAPIView
+from llmwrapper.sse import sse_response
+from providers import gateway, services, wire
+from providers.errors import ProviderError
+from providers.types import ChatRequest
+from tenants.models import Subtenant
+from tenants.selectors import subtenant_access
+
+ROLES = ["system", "user", "assistant", "tool"]
+
+
+class ToolCallInputSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=64, required=False)
+    arguments = serializers.JSONField(required=False)
+    type = serializers.CharField(required=False)
+    function = serializers.DictField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if "name" not in attrs and not (attrs.get("function") or {}).get("name"):
+            raise serializers.ValidationError("A tool call needs a name (or function.name).")
+        return attrs
+
+
+class MessageInputSerializer(StrictSerializer):
+    role = serializers.ChoiceField(choices=ROLES)
+    content = serializers.JSONField(required=False, allow_null=True)
+    tool_calls = ToolCallInputSerializer(many=True, required=False)
+    tool_call_id = serializers.CharField(required=False, max_length=200)
+    name = serializers.CharField(required=False, max_length=128)
+
+    def validate_content(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(p, dict) for p in value):
+            return value
+        raise serializers.ValidationError("Must be a string or a list of content parts.")
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["role"] == "tool" and not attrs.get("tool_call_id"):
+            raise serializers.ValidationError({"tool_call_id": "Required for role 'tool'."})
+        return attrs
+
+
+class ToolInputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["function"], default="function")
+    function = serializers.DictField()
+
+    def validate_function(self, value: dict) -> dict:
+        return validate_function_spec(value)
+
+
+def validate_function_spec(value: Any) -> dict:
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise serializers.ValidationError("A function needs a 'name'.")
+    params = value.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise serializers.ValidationError("'parameters' must be a JSON Schema object.")
+    return value
+
+
+class GenerationFieldsMixin(serializers.Serializer):
+    """Generation params, OpenAI-style at the top level of the body."""
+
+    temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
+    top_p = serializers.FloatField(required=False, min_value=0, max_value=1)
+    max_tokens = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    stop = serializers.JSONField(required=False)
+    response_format = serializers.DictField(required=False)
+    presence_penalty = serializers.FloatField(required=False, min_value=-2, max_value=2)
+    frequency_penalty = serializers.FloatField(required=False, min_value=-2, max_value=2)
+    seed = serializers.IntegerField(required=False)
+    tools = ToolInputSerializer(many=True, required=False)
+    functions = serializers.ListField(child=serializers.JSONField(), required=False)
+    tool_choice = serializers.JSONField(required=False)
+    server_tools = serializers.JSONField(
+        required=False,
+        help_text="Server-side tools offered to the model: omitted or true = all, "
+        "false = none, a list of names = only those.",
+    )
+
+    def validate_stop(self, value: Any) -> Any:
+        if isinstance(value, str) or (
+            isinstance(value, list) and len(value) <= 8 and all(isinstance(s, str) for s in value)
+        ):
+            return value
+        raise serializers.ValidationError("Must be a string or a list of up to 8 strings.")
+
+    def validate_functions(self, value: list) -> list:
+        return [validate_function_spec(f) for f in value]
+
+    def validate_server_tools(self, value: Any) -> Any:
+        if isinstance(value, bool) or (
+            isinstance(value, list) and all(isinstance(n, str) for n in value)
+        ):
+            return value
+        raise serializers.ValidationError("Must be true, false or a list of tool names.")
+
+
+class CompletionRequestSerializer(StrictSerializer, GenerationFieldsMixin):
+    messages = MessageInputSerializer(many=True, allow_empty=False, max_length=10_000)
+    provider = serializers.CharField(required=False, allow_blank=True, max_length=32)
+    model = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    fallbacks = serializers.ListField(
+        child=serializers.CharField(max_length=240), required=False, max_length=5
+    )
+    subtenant = serializers.UUIDField(
+        required=False, help_text="Which subtenant the call is for: required with an admin key."
+    )
+
+
+def server_tool_selection(data: dict) -> bool | list[str] | None:
+    value = data.get("server_tools")
+    return None if value is True else value
+
+
+def selected_subtenant(request: Request, data: dict) -> Subtenant:
+    caller = principal(request)
+    if caller.is_admin and not data.get("subtenant"):
+        raise serializers.ValidationError({"subtenant": ["Required with an admin key."]})
+    if not data.get("subtenant"):
+        return caller.subtenant  # type: ignore[return-value]
+    return subtenant_access(key=caller.key, subtenant_id=data["subtenant"])
+
+
+async def build_direct_call(request: Request) -> services.DirectCall:
+    serializer = CompletionRequestSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    subtenant = await sync_to_async(selected_subtenant)(request, data)
+    try:
+        tools = wire.tool_specs(data.get("tools"), data.get("functions"))
+    except (KeyError, ValueError) as exc:
+        raise serializers.ValidationError({"tools": [str(exc)]}) from exc
+    target = gateway.resolve_target(
+        [
+            (data.get("provider"), data.get("model")),
+            (subtenant.default_provider, subtenant.default_model),
+        ]
+    )
+    fallbacks = (
+        gateway.parse_targets(data["fallbacks"])
+        if "fallbacks" in data
+        else gateway.default_fallbacks()
+    )
+    chat_request = ChatRequest(
+        model=target.model,
+        messages=tuple(wire.message_from_api(m) for m in data["messages"]),
+        tools=tools,
+        tool_choice=data.get("tool_choice"),
+        params=wire.params_from(data),
+    )
+    executor = await services.tool_executor(
+        subtenant=subtenant, selection=server_tool_selection(data)
+    )
+    context = services.CallContext(
+        subtenant=subtenant, api_key=principal(request).key, source="direct"
+    )
+    return services.DirectCall(context, chat_request, target, fallbacks, executor)
+
+
+COMPLETION_RESPONSE = inline_serializer(
+    "DirectCompletion",
+    {
+        "id": serializers.UUIDField(),
+        "provider": serializers.CharField(),
+        "model": serializers.CharField(),
+        "message": serializers.DictField(),
+        "tool_calls": serializers.ListField(child=serializers.DictField()),
+        "tool_results": serializers.ListField(child=serializers.DictField()),
+        "finish_reason": serializers.CharField(),
+        "usage": serializers.DictField(),
+        "rounds": serializers.IntegerField(),
+    },
+)
+
+
+class CompleteView(AsyncAPIView):
+    @extend_schema(
+        request=CompletionRequestSerializer,
+        responses={200: COMPLETION_RESPONSE},
+        summary="Direct completion",
+        tags=["llm"],
+    )
+    async def post(self, request: Request) -> Response:
+        call = await build_direct_call(request)
+        return Response(await services.direct_complete(call))
+
+
+class StreamView(AsyncAPIView):
+    @extend_schema(
+        request=CompletionRequestSerializer,
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                description="Server-Sent Events: message.created, delta, tool_call, "
+                "tool_result, then exactly one of message.completed or error."
+            )
+        },
+        summary="Direct streaming completion",
+        tags=["llm"],
+    )
+    async def post(self, request: Request):  # type: ignore[no-untyped-def]
+        call = await build_direct_call(request)
+        # Resolve the provider before the stream opens, so configuration errors are a
+        # plain 400 rather than an error event.
+        gateway.registry().get(call.target.provider)
+        return sse_response(services.direct_events(call))
+
+
+class ModelsView(AsyncAPIView):
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "ProviderModels",
+                {
+                    "default_provider": serializers.CharField(),
+                    "providers": serializers.ListField(child=serializers.DictField()),
+                },
+            )
+        },
+        summary="Providers and their models",
+        tags=["llm"],
+    )
+    async def get(self, request: Request) -> Response:
+        from django.conf import settings
+
+        registry = gateway.registry()
+        rows = await asyncio.gather(*(_provider_row(registry, name) for name in registry.names()))
+        return Response({"default_provider": settings.DEFAULT_LLM_PROVIDER, "providers": rows})
+
+
+async def _provider_row(registry: Any, name: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "name": name,
+        "configured": registry.is_configured(name),
+        "default_model": registry.config(name).default_model,
+        "models": [],
+    }
+    if row["configured"]:
+        try:
+            row["models"] = await asyncio.wait_for(registry.get(name).list_models(), 10)
+        except ProviderError as exc:
+            row["error"] = exc.to_dict()
+        except TimeoutError:
+            row["error"] = {"type": "provider_timeout", "message": "Listing models timed out."}
+    return row

@@ -1,0 +1,154 @@
+"""The Django side of the provider core: the registry built from settings, model
+selection, fallback chains and turn options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from providers.errors import UnknownProviderError
+from providers.loop import TurnOptions
+from providers.registry import (
+    DEFAULT_PROVIDER_NAMES,
+    ProviderRegistry,
+    build_registry,
+    configs_from_env,
+    parse_model,
+)
+from providers.retry import ProviderChain, RetryPolicy
+from providers.types import ChatRequest
+
+_SETTING_NAMES = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_DEFAULT_MODEL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_DEFAULT_MODEL",
+    "ANTHROPIC_MAX_TOKENS",
+    "LOCAL_LLM_ENDPOINT",
+    "LOCAL_LLM_DEFAULT_MODEL",
+    "PRIVATE_CLOUD_ENDPOINT",
+    "PRIVATE_CLOUD_API_KEY",
+    "PRIVATE_CLOUD_DEFAULT_MODEL",
+    "PROVIDER_CONNECT_TIMEOUT",
+    "PROVIDER_READ_TIMEOUT",
+)
+
+_registry: ProviderRegistry | None = None
+
+
+def registry() -> ProviderRegistry:
+    """The process's registry: built once, so SDK clients and their pools are reused."""
+    global _registry
+    if _registry is None:
+        values = {name: str(getattr(settings, name, "") or "") for name in _SETTING_NAMES}
+        _registry = build_registry(configs_from_env(values))
+    return _registry
+
+
+@receiver(setting_changed)
+def _reset_registry(*, setting: str, **kwargs: Any) -> None:
+    global _registry
+    if setting in _SETTING_NAMES:
+        _registry = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    provider: str
+    model: str  # "" = the provider's default model
+
+    def label(self) -> str:
+        return f"{self.provider}/{self.model}" if self.model else self.provider
+
+
+def known_providers() -> set[str]:
+    return set(registry().names()) or set(DEFAULT_PROVIDER_NAMES)
+
+
+def resolve_target(levels: Sequence[tuple[str | None, str | None]]) -> Target:
+    """Pick provider and model from (provider, model) pairs, most specific first.
+
+    Typically: the request, the chat, the subtenant. The provider is the first one
+    named (a model may name it as "provider/model"); the model is the first one given
+    at that level or a more specific one, so a request naming only a provider does
+    not inherit another provider's model from the chat. Otherwise DEFAULT_LLM_PROVIDER
+    with its default model.
+    """
+    known = known_providers()
+    models: list[str] = []
+    for provider, model in levels:
+        provider, model = parse_model(model, provider, known=known)
+        if model:
+            models.append(model)
+        if provider:
+            _check_known(provider, known)
+            return Target(provider, models[0] if models else "")
+    default = settings.DEFAULT_LLM_PROVIDER
+    _check_known(default, known)
+    return Target(default, models[0] if models else "")
+
+
+def _check_known(provider: str, known: set[str]) -> None:
+    if provider not in known:
+        raise UnknownProviderError(provider, tuple(sorted(known)))
+
+
+def parse_targets(specs: Iterable[str]) -> list[Target]:
+    """Fallbacks given as "provider" or "provider/model"."""
+    known = known_providers()
+    targets = []
+    for spec in specs:
+        provider, _, model = spec.partition("/")
+        _check_known(provider, known)
+        targets.append(Target(provider, model))
+    return targets
+
+
+def chain_factory(primary: Target, fallbacks: Sequence[Target] = ()):  # type: ignore[no-untyped-def]
+    """A `chain_for(request)` for the tool loop: primary first, then fallbacks.
+
+    Unconfigured providers raise for the primary (the caller asked for it) and are
+    skipped among fallbacks.
+    """
+    reg = registry()
+    targets = [primary, *(t for t in fallbacks if t != primary)]
+
+    def chain_for(request: ChatRequest) -> ProviderChain:
+        chain: ProviderChain = [(reg.get(primary.provider), _for(request, primary))]
+        for target in targets[1:]:
+            if reg.is_configured(target.provider):
+                chain.append((reg.get(target.provider), _for(request, target)))
+        return chain
+
+    return chain_for
+
+
+def _for(request: ChatRequest, target: Target) -> ChatRequest:
+    from dataclasses import replace
+
+    return replace(request, model=target.model)
+
+
+def default_fallbacks() -> list[Target]:
+    return parse_targets(settings.LLM_FALLBACKS)
+
+
+def turn_options() -> TurnOptions:
+    return TurnOptions(
+        max_rounds=settings.TOOL_MAX_ROUNDS,
+        tool_timeout_s=settings.TOOL_TIMEOUT,
+        max_result_chars=settings.TOOL_MAX_RESULT_CHARS,
+        policy=RetryPolicy(
+            max_retries=settings.PROVIDER_MAX_RETRIES,
+            base_delay=settings.PROVIDER_RETRY_BASE_DELAY,
+            max_delay=settings.PROVIDER_RETRY_MAX_DELAY,
+        ),
+    )
