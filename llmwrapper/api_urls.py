@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from chats.api import ChatMessageViewSet, ChatViewSet, SubtenantChatViewSet
+from chats.api import ChatViewSet, SubtenantChatViewSet
+from chats.send_api import MessagesView, StreamMessageView
 from memories.api import MemoryViewSet
 from providers.api import CompleteView, ModelsView, StreamView
 from tenants.api import ApiKeyViewSet, SubtenantViewSet
@@ -36,8 +37,13 @@ urlpatterns = [
     path("chats/<uuid:pk>", ChatViewSet.as_view(item), name="chat-detail"),
     path(
         "chats/<uuid:chat_pk>/messages",
-        ChatMessageViewSet.as_view({"get": "list"}),
+        MessagesView.as_view(),
         name="message-list",
+    ),
+    path(
+        "chats/<uuid:chat_pk>/messages/stream",
+        StreamMessageView.as_view(),
+        name="message-stream",
     ),
     path(
         "subtenants/<uuid:subtenant_pk>/memories",

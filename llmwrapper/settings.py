@@ -187,6 +187,14 @@ PROVIDER_RETRY_MAX_DELAY = env.float("PROVIDER_RETRY_MAX_DELAY", default=8.0)
 # Providers tried in order when the chosen one fails before answering ("name" or "name/model").
 LLM_FALLBACKS = env.list("LLM_FALLBACKS", default=[])
 
+# Chats: how much history is sent to the model. The newest messages are loaded (at
+# most CHAT_HISTORY_MAX_MESSAGES) and the oldest dropped until an estimate (4
+# characters a token) fits CHAT_CONTEXT_MAX_TOKENS; the system prompt, memories and the
+# new message always stay, and a tool call is never separated from its results.
+CHAT_HISTORY_MAX_MESSAGES = env.int("CHAT_HISTORY_MAX_MESSAGES", default=100)
+CHAT_CONTEXT_MAX_TOKENS = env.int("CHAT_CONTEXT_MAX_TOKENS", default=16_000)
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
 # The tool loop.
 TOOL_MAX_ROUNDS = env.int("TOOL_MAX_ROUNDS", default=5)
 TOOL_TIMEOUT = env.float("TOOL_TIMEOUT", default=30.0)

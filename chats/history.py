@@ -1,0 +1,107 @@
+"""The conversation sent to the model: system prompt, memories, then recent messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.conf import settings
+
+from chats.models import Chat, Message
+from memories.rendering import render_memories
+from memories.selectors import memory_list
+from providers import types, wire
+
+
+def load_recent(*, chat: Chat, before_sequence: int | None = None) -> list[Message]:
+    """The newest messages that may enter the context window, oldest first.
+
+    Bounded by CHAT_HISTORY_MAX_MESSAGES so the cost of a send does not grow with the
+    chat's length.
+    """
+    qs = Message.objects.filter(chat=chat).exclude(status__in=["streaming", "error"])
+    if before_sequence is not None:
+        qs = qs.filter(sequence__lt=before_sequence)
+    recent = list(qs.order_by("-sequence")[: settings.CHAT_HISTORY_MAX_MESSAGES])
+    recent.reverse()
+    return recent
+
+
+def to_normalized(message: Message) -> types.Message:
+    return types.Message(
+        role=message.role,  # type: ignore[arg-type]
+        content=message.content,
+        tool_calls=tuple(wire.tool_call_from_api(c) for c in message.tool_calls),
+        tool_call_id=message.tool_call_id or None,
+        name=message.name or None,
+    )
+
+
+def _units(messages: Sequence[types.Message]) -> list[list[types.Message]]:
+    """Group messages so an assistant tool call and its results stay together.
+
+    Vendors reject a tool result without the call it answers, and a call without its
+    result: results whose call is outside the window are dropped, and calls that were
+    never answered are removed from their assistant message (kept if it has text).
+    """
+    units: list[list[types.Message]] = []
+    for message in messages:
+        if message.role == "tool":
+            if units and units[-1][0].tool_calls:
+                units[-1].append(message)
+            continue
+        units.append([message])
+    cleaned = []
+    for unit in units:
+        head = unit[0]
+        if head.tool_calls:
+            answered = {m.tool_call_id for m in unit[1:]}
+            calls = tuple(c for c in head.tool_calls if c.id in answered)
+            if len(calls) != len(head.tool_calls):
+                head = types.Message(head.role, head.content, tool_calls=calls)
+                unit = [head, *(m for m in unit[1:] if m.tool_call_id in {c.id for c in calls})]
+            if not calls and not head.content:
+                continue
+        cleaned.append(unit)
+    return cleaned
+
+
+def _estimate_tokens(message: types.Message) -> int:
+    size = len(message.content) + sum(
+        len(str(c.arguments)) + len(c.name) for c in message.tool_calls
+    )
+    return size // 4 + 4
+
+
+def fit_to_budget(
+    history: Sequence[types.Message], *, budget_tokens: int, keep_last: int = 1
+) -> list[types.Message]:
+    """Drop the oldest units until the estimate fits; the newest `keep_last` units always stay."""
+    units = _units(history)
+    kept: list[list[types.Message]] = []
+    used = 0
+    for index, unit in enumerate(reversed(units)):
+        cost = sum(_estimate_tokens(m) for m in unit)
+        if index >= keep_last and used + cost > budget_tokens:
+            break
+        kept.append(unit)
+        used += cost
+    return [m for unit in reversed(kept) for m in unit]
+
+
+def system_context(*, chat: Chat, include_memories: bool, memory_keys: list[str] | None) -> str:
+    """The chat's system prompt, then memories when asked (the format is documented)."""
+    parts = [chat.system_prompt.strip()] if chat.system_prompt.strip() else []
+    if include_memories or memory_keys:
+        rendered = render_memories(memory_list(subtenant=chat.subtenant, keys=memory_keys))
+        if rendered:
+            parts.append(rendered)
+    return "\n\n".join(parts)
+
+
+def build_messages(
+    *, chat: Chat, recent: Sequence[Message], system: str
+) -> tuple[types.Message, ...]:
+    budget = settings.CHAT_CONTEXT_MAX_TOKENS - (len(system) // 4)
+    history = fit_to_budget([to_normalized(m) for m in recent], budget_tokens=max(budget, 0))
+    prefix = (types.Message("system", system),) if system else ()
+    return (*prefix, *history)
