@@ -21,9 +21,13 @@ HEADER = "Known facts about this user and account (key: value):"
 
 def render_memories(memories: Iterable[Memory]) -> str:
     lines = [
-        f"- {memory.key}: {json.dumps(memory.value, sort_keys=True, ensure_ascii=False, separators=(',', ':'))}"
+        f"- {memory.key}: {_canonical(memory.value)}"
         for memory in sorted(memories, key=lambda m: m.key)
     ]
     if not lines:
         return ""
     return "\n".join([HEADER, *lines])
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
