@@ -100,3 +100,48 @@ async def read_sse(response) -> list[tuple[str, dict]]:
         fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
         events.append((fields["event"], json.loads(fields["data"])))
     return events
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _terminate_stray_connections(django_db_setup, django_db_blocker):
+    """Async views reach the database from worker threads whose connections outlive the
+    tests; PostgreSQL would refuse to drop the test database while they are open."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
+@pytest.fixture
+def live_server_url(transactional_db):
+    """The ASGI application served by uvicorn on 127.0.0.1 (HTTP and WebSocket)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from llmwrapper.asgi import application
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+    sock.close()

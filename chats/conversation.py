@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -261,6 +262,8 @@ async def turn_events(turn: Turn, *, origin: str | None = None) -> AsyncIterator
         return name, data
 
     status, error_text = Message.Status.INTERRUPTED, ""
+    failure: ProviderError | None = None
+    started = time.perf_counter()
     try:
         assistant = await progress.open_assistant()
         yield await emit(
@@ -311,7 +314,7 @@ async def turn_events(turn: Turn, *, origin: str | None = None) -> AsyncIterator
         status = Message.Status.COMPLETE
         yield await emit("message.completed", _completion(turn, progress, assistant, completed))
     except ProviderError as exc:
-        status, error_text = Message.Status.ERROR, exc.message
+        status, error_text, failure = Message.Status.ERROR, exc.message, exc
         yield await emit("error", ErrorBody(_with_message(exc.to_dict(), progress), exc.status))
     except Exception:
         logger.exception("chat turn failed")
@@ -320,6 +323,15 @@ async def turn_events(turn: Turn, *, origin: str | None = None) -> AsyncIterator
         yield await emit("error", ErrorBody(_with_message(body, progress), 500))
     finally:
         await progress.abandon(status, error_text)
+        if status != Message.Status.COMPLETE:
+            # The unfinished round is recorded too: its time (and, for an error, the
+            # upstream status) belongs in usage reports.
+            turn.context.add_failure(
+                turn.target,
+                status=str(status),
+                error=failure,
+                latency_ms=int((time.perf_counter() - started) * 1000),
+            )
         await turn.context.flush()
 
 

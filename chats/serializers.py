@@ -27,6 +27,7 @@ class GenerationParamsSerializer(StrictSerializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    chat = serializers.UUIDField(source="chat_id", read_only=True)
     usage = serializers.SerializerMethodField()
 
     class Meta:

@@ -6,13 +6,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
 
 StreamItem = tuple[str, dict[str, Any]]
 
 
 def encode(event: str, data: dict[str, Any]) -> bytes:
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder)
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
