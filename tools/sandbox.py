@@ -1,17 +1,11 @@
-"""Run untrusted Python functions in a bubblewrap sandbox, one fresh process per call.
+"""Run untrusted Python functions under bubblewrap, one fresh process per call.
 
-What each call gets (see the README's "Code sandbox" section for the guarantees):
-- bwrap with every namespace unshared (no network, own pid/ipc/uts/mount/user ns),
-  user namespaces disabled inside, ``--die-with-parent``, ``--new-session``;
-- a read-only root holding only a Python interpreter, its standard library (without
-  site-packages), the system shared libraries, an empty ``/tmp`` tmpfs of bounded size,
-  ``/proc`` of its own pid namespace and a minimal ``/dev``; an empty environment;
-- uid/gid 65534 inside; outside, when the service runs as root, a uid of its own from a
-  small pool (one per concurrent call, host-wide, held with a lock file), so no call can
-  starve or signal another and leftovers can be found and killed by uid;
-- a seccomp filter (tools/seccomp.py), rlimits set by the runner before user code runs;
-- a wall-clock timeout that kills the namespace's init (which kills every process in it)
-  and waits for bwrap to reap it; output read incrementally and capped.
+Layers, outermost first (the README's "Code sandbox" section lists the guarantees):
+a uid of its own per running call (when the service is root), every namespace unshared,
+a read-only root with only a Python interpreter, its stdlib and the system shared
+libraries, a small tmpfs as /tmp, an empty environment, a seccomp filter
+(tools/seccomp.py), rlimits applied by the runner (tools/sandbox_runner.py) before any
+user code, a wall-clock deadline and an output cap enforced while reading.
 """
 
 from __future__ import annotations
@@ -29,6 +23,7 @@ import pwd
 import selectors
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -54,21 +49,16 @@ SCRATCH = "/tmp"  # noqa: S108 - the sandbox's own size-limited tmpfs, not the h
 SANDBOX_UID = 65534  # "nobody" as seen from inside the sandbox
 MAX_PAYLOAD_BYTES = 1_000_000
 _KILL_GRACE_S = 3.0
-_SIGXCPU_EXIT = 128 + signal.SIGXCPU
 _SIGKILL_EXIT = 128 + signal.SIGKILL
 
 # Asks an interpreter where its standard library lives and which shared libraries it maps.
 _PROBE = """
 import json, os, sys
-for name in ("_ctypes", "_ssl", "_hashlib", "_sqlite3", "zlib", "_lzma", "_bz2", "_decimal",
-             "pyexpat", "_uuid", "_json", "_socket", "select", "math", "_zoneinfo"):
-    try:
-        __import__(name)
-    except Exception:
-        pass
-maps = sorted({line.split()[-1] for line in open("/proc/self/maps")
-               if ".so" in line and line.split()[-1].startswith("/")})
-print(json.dumps({"executable": os.path.realpath(sys.executable), "libs": maps,
+for name in ("_ctypes", "_ssl", "_hashlib", "_sqlite3", "zlib", "_lzma", "_bz2", "_decimal"):
+    try: __import__(name)
+    except Exception: pass
+libs = {l.split()[-1] for l in open("/proc/self/maps") if ".so" in l and "/" in l}
+print(json.dumps({"executable": os.path.realpath(sys.executable), "libs": sorted(libs),
                   "path": [p for p in sys.path if os.path.isdir(p)]}))
 """
 
@@ -86,21 +76,13 @@ class SandboxLimits:
 
 
 def _reachable_by_others(path: str) -> bool:
-    """True when an unrelated unprivileged uid can read ``path`` (bwrap resolves bind
-    sources with the sandbox uid's permissions)."""
-    path = os.path.realpath(path)
-    if not os.access(path, os.R_OK):
-        return False
+    """Whether the uid bwrap runs as can read ``path``: bwrap resolves bind sources with
+    its own permissions (pyenv's Python under /root, for instance, is out of reach)."""
+    real = Path(path).resolve()
     if os.geteuid() != 0:
-        return True  # bwrap runs as the service's own user
-    parent = os.path.dirname(path)
-    while True:
-        if not os.stat(parent).st_mode & 0o001:
-            return False
-        if parent == "/":
-            break
-        parent = os.path.dirname(parent)
-    return bool(os.stat(path).st_mode & 0o004)
+        return os.access(real, os.R_OK)  # bwrap runs as the service's own user
+    parents_ok = all(parent.stat().st_mode & 0o001 for parent in real.parents)
+    return real.exists() and parents_ok and bool(real.stat().st_mode & 0o004)
 
 
 def _elf_interpreter(path: str) -> str | None:
@@ -123,17 +105,8 @@ def _elf_interpreter(path: str) -> str | None:
 def _find_interpreter() -> str | None:
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     base = getattr(sys, "_base_executable", None) or sys.executable
-    candidates = [
-        os.path.realpath(base),
-        os.path.join(sys.base_prefix, "bin", version),
-        f"/usr/local/bin/{version}",
-        f"/usr/bin/{version}",
-        "/usr/bin/python3",
-    ]
-    # The service's own base interpreter is preferred; it is often installed under a
-    # directory the sandbox user may not enter (e.g. pyenv under /root), in which case
-    # the system interpreter is used.
-    for candidate in candidates:
+    # The service's own base interpreter (never the virtualenv) first, then the system's.
+    for candidate in (base, f"/usr/local/bin/{version}", f"/usr/bin/{version}", "/usr/bin/python3"):
         if os.path.isfile(candidate) and _reachable_by_others(candidate):
             return os.path.realpath(candidate)
     return None
@@ -174,9 +147,10 @@ def _mount_args(python: str) -> list[str]:
 class _UidPool:
     """Host-wide pool of unprivileged uids, one per running call.
 
-    A lock file per uid (flock: released by the kernel if the holder dies) keeps two
-    calls, in this or another service process, from sharing a uid. Sharing one would let
-    a fork bomb's lingering processes count against the other's process limit.
+    A lock file per uid (flock: released by the kernel if the holder dies) keeps two calls,
+    in this or another service process, from sharing a uid. So per-uid kernel accounting is
+    never shared between calls, and everything a call left behind can be found and killed
+    by its uid before the uid is used again.
     """
 
     def __init__(self, base: int, size: int, lock_dir: str) -> None:
@@ -188,10 +162,8 @@ class _UidPool:
         with contextlib.suppress(FileExistsError):
             os.mkdir(self._lock_dir, 0o700)
         st = os.lstat(self._lock_dir)
-        if not os.path.isdir(self._lock_dir) or os.path.islink(self._lock_dir):
-            raise SandboxUnavailableError(f"{self._lock_dir} is not a directory")
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            raise SandboxUnavailableError(f"{self._lock_dir} must be owned by the service user")
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise SandboxUnavailableError(f"{self._lock_dir} must be a directory only root writes")
         for uid in self.uids:
             with contextlib.suppress(KeyError):
                 name = pwd.getpwuid(uid).pw_name
@@ -271,8 +243,8 @@ class Sandbox:
     ) -> None:
         self.limits = limits
         self.max_concurrent = max_concurrent
-        # uids 61000-61063 sit in a range systemd and Debian leave unallocated; the pool is
-        # only used when the service runs as root (it must switch to them).
+        # 61000-61063: unallocated by Debian and systemd (whose DynamicUser range starts at
+        # 61184). Only used when the service runs as root, which can switch to them.
         self._pool = _UidPool(uid_base, uid_pool_size, lock_dir) if os.geteuid() == 0 else None
         self._python = python
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -280,7 +252,7 @@ class Sandbox:
         )
         self._probe_lock = threading.Lock()
         self._status: tuple[bool, str] | None = None
-        self._static_args: list[str] = []
+        self._setup: _Setup | None = None
 
     @property
     def uids(self) -> range | None:
@@ -295,15 +267,16 @@ class Sandbox:
     def _probe(self) -> tuple[bool, str]:
         if not sys.platform.startswith("linux"):
             return False, "the sandbox needs Linux"
-        self._bwrap = shutil.which("bwrap") or "/usr/bin/bwrap"
-        if not os.access(self._bwrap, os.X_OK):
+        bwrap = shutil.which("bwrap") or "/usr/bin/bwrap"
+        if not os.access(bwrap, os.X_OK):
             return False, "bubblewrap is not installed (apt-get install bubblewrap)"
         try:
-            self._seccomp = build_filter()
             python = self._python or _find_interpreter()
             if python is None:
                 return False, "no Python interpreter readable by the sandbox user"
-            self._static_args = [*_mount_args(python), "--", python]
+            self._setup = _Setup(
+                bwrap, python, _mount_args(python), build_filter(), RUNNER_PATH.read_bytes()
+            )
             if self._pool:
                 self._pool.check()
             result = self._execute("def probe():\n    return 42\n", {}, None)
@@ -350,21 +323,35 @@ class Sandbox:
             raise ToolInputError("arguments must be an object")
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise ToolInputError("code and arguments are too large")
+        assert self._setup is not None
         if self._pool is None:
-            return _Call(self, payload, None).run()
+            return _Call(self._setup, self.limits, payload, None).run()
         uid, lock_fd = self._pool.acquire()
         try:
-            return _Call(self, payload, uid).run()
+            return _Call(self._setup, self.limits, payload, uid).run()
         finally:
             self._pool.release(uid, lock_fd)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What the probe found; the same for every call."""
+
+    bwrap: str
+    python: str
+    mounts: list[str]
+    seccomp: bytes
+    runner: bytes
 
 
 class _Call:
     """One sandboxed process: spawn, feed stdin, read capped output, kill and reap."""
 
-    def __init__(self, sandbox: Sandbox, payload: bytes, uid: int | None) -> None:
-        self.sandbox = sandbox
-        self.limits = sandbox.limits
+    def __init__(
+        self, setup: _Setup, limits: SandboxLimits, payload: bytes, uid: int | None
+    ) -> None:
+        self.setup = setup
+        self.limits = limits
         self.payload = payload
         self.uid = uid
         self.stdout = bytearray()
@@ -376,7 +363,7 @@ class _Call:
     def _argv(self, seccomp_fd: int, runner_fd: int, info_fd: int) -> list[str]:
         limits = self.limits
         return [
-            self.sandbox._bwrap,
+            self.setup.bwrap,
             "--unshare-all",
             "--unshare-user",
             "--disable-userns",
@@ -390,19 +377,19 @@ class _Call:
             "--remount-ro", "/dev",
             "--size", str(limits.tmp_size_mb * 1024 * 1024), "--tmpfs", SCRATCH,
             "--ro-bind-data", str(runner_fd), "/sandbox/runner.py",
-            *self.sandbox._static_args[:-2],
+            *self.setup.mounts,
             "--remount-ro", "/",
             "--chdir", SCRATCH,
             "--clearenv", "--setenv", "HOME", SCRATCH, "--setenv", "TMPDIR", SCRATCH,
             "--seccomp", str(seccomp_fd),
             "--info-fd", str(info_fd),
-            "--", self.sandbox._static_args[-1],
+            "--", self.setup.python,
             "-I", "-S", "-B", "-X", "utf8", "/sandbox/runner.py",
         ]  # fmt: skip
 
     def run(self) -> Any:
-        seccomp_fd = _memfd("seccomp", self.sandbox._seccomp)
-        runner_fd = _memfd("runner", RUNNER_PATH.read_bytes())
+        seccomp_fd = _memfd("seccomp", self.setup.seccomp)
+        runner_fd = _memfd("runner", self.setup.runner)
         info_r, info_w = os.pipe()
         identity: dict[str, Any] = {}
         if self.uid is not None:
@@ -422,8 +409,14 @@ class _Call:
         finally:
             for fd in (seccomp_fd, runner_fd, info_w):
                 os.close(fd)
+        deadline = time.monotonic() + self.limits.timeout_s
         try:
-            outcome = self._communicate(proc, info_r)
+            outcome = self._communicate(proc, info_r, deadline)
+            if outcome == "done":  # pipes closed; the process may still be running
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    outcome = "timeout"
         finally:
             self._kill(proc)
             os.close(info_r)
@@ -431,10 +424,9 @@ class _Call:
                 os.close(self.init_pidfd)
         return self._result(proc.returncode, outcome)
 
-    def _communicate(self, proc: subprocess.Popen[bytes], info_r: int) -> str:
+    def _communicate(self, proc: subprocess.Popen[bytes], info_r: int, deadline: float) -> str:
         """Pump the pipes until the process closes them; return why we stopped."""
         assert proc.stdin and proc.stdout and proc.stderr
-        deadline = time.monotonic() + self.limits.timeout_s
         total = 0
         pending = memoryview(self.payload)
         os.set_blocking(proc.stdin.fileno(), False)
@@ -477,28 +469,20 @@ class _Call:
         return "done"
 
     def _note_init_pid(self, bwrap_pid: int) -> None:
-        """Pin the namespace's init (bwrap's child, the runner) with a pidfd.
-
-        A pidfd keeps naming that process even after it dies, so a later kill can never
-        hit a recycled pid; the parent check rules out recycling before the pidfd_open.
-        """
-        try:
+        """Pin the namespace's init (the runner, bwrap's child) with a pidfd: it names that
+        process even after it dies, so a later kill cannot hit a recycled pid. Checking its
+        parent after pidfd_open rules out a pid recycled before it."""
+        with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
             pid = int(json.loads(self.info)["child-pid"])
-        except (ValueError, KeyError, TypeError):
-            return
-        self.started = True
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            return  # already gone, nothing to kill
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) == bwrap_pid:
-                self.init_pidfd, pidfd = pidfd, -1
-        except (OSError, ValueError, IndexError):
-            pass
-        finally:
-            if pidfd != -1:
+            self.started = True
+            pidfd = os.pidfd_open(pid)  # OSError (already gone): nothing to kill
+            try:
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                ppid = -1
+            if ppid == bwrap_pid:
+                self.init_pidfd = pidfd
+            else:
                 os.close(pidfd)
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
@@ -535,16 +519,16 @@ class _Call:
         except ValueError:
             reply = None
         if not isinstance(reply, dict) or "ok" not in reply:
-            if returncode == _SIGXCPU_EXIT:
-                raise SandboxTimeoutError(f"the function used more than {limits.cpu_s} s of CPU")
-            if returncode == _SIGKILL_EXIT:
-                raise SandboxLimitError("the function was killed for exceeding a resource limit")
+            if returncode == _SIGKILL_EXIT:  # not by us: the CPU hard limit or the OOM killer
+                raise SandboxLimitError("the function was killed for exceeding its CPU or memory")
             raise SandboxExecutionError(
                 f"the function exited without a result (exit status {returncode})"
             )
         if reply["ok"]:
             return reply.get("result")
         exc_type, message = str(reply.get("type")), str(reply.get("error"))
+        if exc_type == "CPUTimeLimitExceeded":
+            raise SandboxTimeoutError(f"the function used more than {limits.cpu_s} s of CPU time")
         if exc_type == "MemoryError":
             raise SandboxLimitError(
                 f"the function exceeded the memory limit ({limits.memory_mb} MB)"

@@ -16,9 +16,19 @@ import inspect
 import json
 import os
 import resource
+import signal
 import sys
 
 _MAX_MESSAGE = 2000
+
+
+class CPUTimeLimitExceeded(BaseException):
+    """Raised on SIGXCPU (soft RLIMIT_CPU); a BaseException so that a user's broad
+    ``except Exception`` does not swallow it. The hard limit, one second later, kills."""
+
+
+def _on_sigxcpu(signum, frame):
+    raise CPUTimeLimitExceeded("CPU time limit exceeded")
 
 
 def _apply_limits(limits):
@@ -26,7 +36,6 @@ def _apply_limits(limits):
     # can lower these but never raise them again.
     mb = 1024 * 1024
     for name, value in (
-        ("RLIMIT_CPU", limits["cpu_s"]),
         ("RLIMIT_AS", limits["memory_mb"] * mb),
         ("RLIMIT_FSIZE", limits["file_size_mb"] * mb),
         ("RLIMIT_NOFILE", limits["open_files"]),
@@ -36,6 +45,10 @@ def _apply_limits(limits):
         ("RLIMIT_MSGQUEUE", 0),
     ):
         resource.setrlimit(getattr(resource, name), (value, value))
+    # The runner is the pid namespace's init, for which the kernel ignores SIGXCPU unless
+    # a handler is installed; with one, a CPU-bound function gets a clear error.
+    signal.signal(signal.SIGXCPU, _on_sigxcpu)
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"] + 1))
 
 
 def _pick_function(namespace, function_name):

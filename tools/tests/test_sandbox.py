@@ -375,3 +375,15 @@ def test_service_process_is_unharmed():
     assert quick.run_sync(NORMAL, {"x": 0}) == 1
     assert len(os.listdir("/proc/self/fd")) == fds_before  # no leaked pipes or memfds
     assert _sandbox_processes(_SANDBOX) == []
+
+
+def test_cpu_time_limit_stops_a_busy_function_before_the_wall_clock_limit():
+    cpu_bound = Sandbox(limits=dataclasses.replace(LIMITS, cpu_s=1, timeout_s=10))
+    started = time.monotonic()
+    with pytest.raises(SandboxTimeoutError, match="CPU time"):
+        cpu_bound.run_sync(
+            "def f():\n    try:\n        while True:\n            pass\n"
+            "    except Exception:\n        return 'swallowed'\n",
+            {},
+        )
+    assert time.monotonic() - started < 4
