@@ -1,3 +1,9 @@
 """WebSocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from chats.consumers import ChatConsumer
+
+websocket_urlpatterns = [
+    path("ws/chats/<uuid:chat_id>/", ChatConsumer.as_asgi()),
+]

@@ -187,6 +187,12 @@ PROVIDER_RETRY_MAX_DELAY = env.float("PROVIDER_RETRY_MAX_DELAY", default=8.0)
 # Providers tried in order when the chosen one fails before answering ("name" or "name/model").
 LLM_FALLBACKS = env.list("LLM_FALLBACKS", default=[])
 
+# Browser pages allowed to open chat WebSockets ("*" for any). Clients that send no
+# Origin header (servers, CLIs) are not browsers and are always allowed.
+WEBSOCKET_ALLOWED_ORIGINS = env.list(
+    "WEBSOCKET_ALLOWED_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"]
+)
+
 # Chats: how much history is sent to the model. The newest messages are loaded (at
 # most CHAT_HISTORY_MAX_MESSAGES) and the oldest dropped until an estimate (4
 # characters a token) fits CHAT_CONTEXT_MAX_TOKENS; the system prompt, memories and the
