@@ -1,0 +1,281 @@
+"""A real MCP server for tests and examples, over stdio, streamable HTTP or WebSocket.
+
+Tools: ``add(a, b)``, ``echo(text)``, ``search(query)`` (answers with the server's
+``--name``, so two servers with the same tool can be told apart), ``fail()`` (always
+raises), ``sleep(seconds)``, and diagnostics: ``handshakes_seen()`` (initialize and
+server/discover requests this process has seen), ``pid()``, ``env_keys()``.
+
+Run it by hand::
+
+    python -m tools.mcp.testing --transport stdio
+    python -m tools.mcp.testing --transport streamable_http --port 8765 [--token secret]
+    python -m tools.mcp.testing --transport websocket --port 8766 [--token secret]
+
+HTTP serves ``http://127.0.0.1:<port>/mcp``, WebSocket ``ws://127.0.0.1:<port>/mcp``
+(subprotocol ``mcp``). With ``--token`` both answer 401 unless the request carries
+``Authorization: Bearer <token>``. In tests, ``McpTestServer`` runs one in a
+subprocess that can be stopped and restarted on the same port, and ``stdio_config``
+builds a config that spawns one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.message import SessionMessage
+
+from tools.mcp.config import McpServerConfig
+from tools.mcp.websocket import SUBPROTOCOL, encode_message, parse_frame
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HandshakeMethods = ("initialize", "server/discover")
+
+
+def build_server(name: str = "test") -> MCPServer:
+    handshakes = 0
+
+    async def count_handshakes(ctx: Any, call_next: Any) -> Any:
+        nonlocal handshakes
+        if ctx.method in HandshakeMethods:
+            handshakes += 1
+        return await call_next(ctx)
+
+    server = MCPServer(name, log_level="WARNING", middleware=[count_handshakes])
+
+    @server.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Return the text unchanged."""
+        return text
+
+    @server.tool()
+    def search(query: str) -> str:
+        """Pretend to search; the answer names the server."""
+        return f"{name} results for {query}"
+
+    @server.tool()
+    def fail() -> str:
+        """Always raises."""
+        raise RuntimeError("this tool always fails")
+
+    @server.tool()
+    async def sleep(seconds: float) -> str:
+        """Wait, then answer (for timeout tests)."""
+        await anyio.sleep(seconds)
+        return "done"
+
+    @server.tool()
+    def handshakes_seen() -> int:
+        """How many initialize/server-discover requests this process has answered."""
+        return handshakes
+
+    @server.tool()
+    def pid() -> int:
+        """This server's process id."""
+        return os.getpid()
+
+    @server.tool()
+    def env_keys() -> list[str]:
+        """Names of the environment variables this server was started with."""
+        return sorted(os.environ)
+
+    return server
+
+
+def _bearer_ok(header: str | None, token: str | None) -> bool:
+    return token is None or header == f"Bearer {token}"
+
+
+def _http_app(server: MCPServer, token: str | None) -> Any:
+    app = server.streamable_http_app()
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            auth = headers.get(b"authorization", b"").decode() or None
+            if not _bearer_ok(auth, token):
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b"unauthorized"})
+                return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+async def _serve_websocket(server: MCPServer, host: str, port: int, token: str | None) -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.exceptions import ConnectionClosed
+    from websockets.http11 import Request
+
+    lowlevel = server._lowlevel_server
+
+    def check(connection: ServerConnection, request: Request) -> Any:
+        if not _bearer_ok(request.headers.get("Authorization"), token):
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
+        offered = ",".join(request.headers.get_all("Sec-WebSocket-Protocol"))
+        if SUBPROTOCOL not in [p.strip() for p in offered.split(",")]:
+            return connection.respond(HTTPStatus.BAD_REQUEST, "subprotocol 'mcp' required\n")
+        return None
+
+    async def handle(ws: ServerConnection) -> None:
+        read_writer: MemoryObjectSendStream[SessionMessage | Exception]
+        read_stream: MemoryObjectReceiveStream[SessionMessage | Exception]
+        read_writer, read_stream = anyio.create_memory_object_stream(0)
+        write_stream: MemoryObjectSendStream[SessionMessage]
+        write_reader: MemoryObjectReceiveStream[SessionMessage]
+        write_stream, write_reader = anyio.create_memory_object_stream(0)
+
+        async def reader() -> None:
+            async with read_writer:
+                try:
+                    async for frame in ws:
+                        await read_writer.send(parse_frame(frame))
+                except ConnectionClosed:
+                    pass
+
+        async def writer() -> None:
+            async with write_reader:
+                try:
+                    async for message in write_reader:
+                        await ws.send(encode_message(message))
+                except ConnectionClosed:
+                    pass
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            tg.start_soon(writer)
+            # One server session per socket, ending when the client goes away.
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+            tg.cancel_scope.cancel()
+
+    async with serve(handle, host, port, subprotocols=[SUBPROTOCOL], process_request=check) as ws:
+        await ws.serve_forever()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stdio_config(
+    name: str = "test", *, server_name: str | None = None, **kw: Any
+) -> McpServerConfig:
+    """A config that spawns this module's server over stdio (with this interpreter)."""
+    env = {"PYTHONPATH": str(REPO_ROOT), **(kw.pop("env", None) or {})}
+    return McpServerConfig(
+        name=name,
+        transport="stdio",
+        command=sys.executable,
+        args=("-m", "tools.mcp.testing", "--transport", "stdio", "--name", server_name or name),
+        env=env,
+        **kw,
+    )
+
+
+class McpTestServer:
+    """The test server in a subprocess on a fixed port; ``stop()`` then ``start()``
+    brings it back on the same port, as a restarted real server would."""
+
+    def __init__(
+        self,
+        transport: Literal["streamable_http", "websocket"] = "streamable_http",
+        *,
+        name: str = "test",
+        token: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.transport = transport
+        self.name = name
+        self.token = token
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "ws" if self.transport == "websocket" else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/mcp"
+
+    def config(self, name: str | None = None, **kw: Any) -> McpServerConfig:
+        return McpServerConfig(name=name or self.name, transport=self.transport, url=self.url, **kw)
+
+    def start(self, timeout_s: float = 20) -> McpTestServer:
+        cmd = [sys.executable, "-m", "tools.mcp.testing", "--transport", self.transport]
+        cmd += ["--port", str(self.port), "--name", self.name]
+        if self.token:
+            cmd += ["--token", self.token]
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        self.process = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)  # noqa: S603
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"MCP test server exited early:\n{err}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"MCP test server did not listen on port {self.port}")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        # A hard kill, like a crash: open connections die without a goodbye.
+        process.kill()
+        process.wait(10)
+        if process.stderr:
+            process.stderr.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> McpTestServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    transports = ["stdio", "streamable_http", "websocket"]
+    parser.add_argument("--transport", choices=transports, default="stdio")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--name", default="test")
+    parser.add_argument("--token", default=None, help="require Authorization: Bearer <token>")
+    args = parser.parse_args(argv)
+    server = build_server(args.name)
+    if args.transport == "stdio":
+        server.run("stdio")
+    elif args.transport == "websocket":
+        asyncio.run(_serve_websocket(server, args.host, args.port, args.token))
+    else:
+        import uvicorn
+
+        app = _http_app(server, args.token)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
