@@ -7,6 +7,16 @@ from chats.send_api import MessagesView, StreamMessageView
 from memories.api import MemoryViewSet
 from providers.api import CompleteView, ModelsView, StreamView
 from tenants.api import ApiKeyViewSet, SubtenantViewSet
+from tools.api import (
+    FunctionDetailView,
+    FunctionExecuteView,
+    FunctionListView,
+    FunctionRegisterView,
+    McpServerDetailView,
+    McpServersView,
+    McpToolExecuteView,
+    McpToolsView,
+)
 
 collection = {"get": "list", "post": "create"}
 item = {"get": "retrieve", "put": "update", "patch": "update", "delete": "destroy"}
@@ -55,4 +65,12 @@ urlpatterns = [
         MemoryViewSet.as_view(item),
         name="memory-detail",
     ),
+    path("functions", FunctionListView.as_view(), name="function-list"),
+    path("functions/register", FunctionRegisterView.as_view(), name="function-register"),
+    path("functions/<str:name>", FunctionDetailView.as_view(), name="function-detail"),
+    path("functions/<str:name>/execute", FunctionExecuteView.as_view(), name="function-execute"),
+    path("mcp/servers", McpServersView.as_view(), name="mcp-servers"),
+    path("mcp/servers/<str:name>", McpServerDetailView.as_view(), name="mcp-server-detail"),
+    path("mcp/tools", McpToolsView.as_view(), name="mcp-tools"),
+    path("mcp/tools/<str:name>/execute", McpToolExecuteView.as_view(), name="mcp-tool-execute"),
 ]

@@ -51,6 +51,20 @@ class ValidationFailedError(ApplicationError):
     status = 400
 
 
+# Errors of running a tool directly (POST .../execute), by their type.
+TOOL_ERROR_STATUS = {
+    "tool_input_error": 400,
+    "unsafe_url": 400,
+    "sandbox_unavailable": 503,
+    "sandbox_timeout": 504,
+    "sandbox_limit_exceeded": 422,
+    "sandbox_execution_error": 422,
+    "outbound_request_failed": 502,
+    "outbound_timeout": 504,
+    "outbound_response_too_large": 502,
+}
+
+
 def error_body(type_: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"type": type_, "message": message, "details": details}}
 
@@ -94,12 +108,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception raised in an API view ends here."""
     headers: dict[str, str] = {}
     from providers.errors import ProviderError
+    from tools.errors import ToolError
+    from tools.mcp.errors import McpError
 
     if isinstance(exc, ApplicationError):
         body, status = exc.to_dict(), exc.status
         headers = getattr(exc, "headers", {}) or {}
     elif isinstance(exc, ProviderError):
         body, status = {"error": exc.to_dict()}, exc.status
+    elif isinstance(exc, ToolError):
+        body = error_body(exc.type, exc.message, exc.details or None)
+        status = TOOL_ERROR_STATUS.get(exc.type, 400)
+    elif isinstance(exc, McpError):
+        body, status = {"error": exc.as_dict()}, exc.status
     elif isinstance(exc, drf_exceptions.APIException):
         type_, message, details, status = _drf_error(exc)
         body = error_body(type_, message, details)

@@ -220,3 +220,20 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
     },
 }
+
+# Key for secrets stored in the database (webhook headers, MCP API keys); derived from
+# SECRET_KEY when unset.
+SECRETS_ENCRYPTION_KEY = env.str("SECRETS_ENCRYPTION_KEY", default="")
+
+# Tools: custom code functions run under bubblewrap; webhooks and MCP URLs go through
+# the outbound guard.
+CODE_FUNCTIONS_ENABLED = env.bool("CODE_FUNCTIONS_ENABLED", default=True)
+SANDBOX_TIMEOUT = env.float("SANDBOX_TIMEOUT", default=5.0)
+SANDBOX_MEMORY_MB = env.int("SANDBOX_MEMORY_MB", default=256)
+SANDBOX_MAX_CONCURRENT = env.int("SANDBOX_MAX_CONCURRENT", default=4)
+# Private hosts, IPs or CIDRs that webhooks and MCP servers may reach (e.g. 10.0.0.0/8).
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
+# Plain http is only allowed towards allowlisted hosts; public URLs must be https.
+OUTBOUND_TIMEOUT = env.float("OUTBOUND_TIMEOUT", default=10.0)
+OUTBOUND_MAX_RESPONSE_BYTES = env.int("OUTBOUND_MAX_RESPONSE_BYTES", default=1_000_000)
+MCP_TIMEOUT = env.float("MCP_TIMEOUT", default=30.0)

@@ -263,8 +263,13 @@ def test_client_disconnect_mid_stream_keeps_partial_text_as_interrupted(setup, l
     deadline = time.monotonic() + 5
     assistant = None
     while time.monotonic() < deadline:
+        # The message is closed first, then the call record is written.
         assistant = Message.objects.filter(chat=chat, role="assistant").first()
-        if assistant and assistant.status != "streaming":
+        if (
+            assistant
+            and assistant.status != "streaming"
+            and LlmCall.objects.filter(chat_id=chat.id).exists()
+        ):
             break
         time.sleep(0.05)
     assert assistant is not None and assistant.status == "interrupted"

@@ -1,0 +1,93 @@
+"""The server-side tools offered to a model in one turn, and how each call is run.
+
+Built-ins, the subtenant's registered functions and the tools of its MCP servers (as
+listed at their last check, so no server is contacted to build a request). A failing
+tool becomes an error result the model can read, never a failed request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from providers.loop import ToolOutcome
+from providers.types import ToolCall, ToolSpec
+from tenants.models import Subtenant
+from tools import runtime, selectors
+from tools.builtins import BUILTINS
+from tools.errors import ToolError
+from tools.mcp.errors import McpError
+from tools.services import result_text
+
+Runner = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    spec: ToolSpec
+    run: Runner
+    is_mcp: bool = False
+
+
+class ServerTools:
+    def __init__(self, entries: dict[str, _Entry]) -> None:
+        self._entries = entries
+
+    def specs(self) -> Sequence[ToolSpec]:
+        return [entry.spec for entry in self._entries.values()]
+
+    def handles(self, name: str) -> bool:
+        return name in self._entries
+
+    async def execute(self, call: ToolCall) -> ToolOutcome:
+        entry = self._entries[call.name]
+        if "_raw_arguments" in call.arguments:
+            return ToolOutcome("The arguments were not valid JSON.", is_error=True)
+        try:
+            value = await entry.run(call.arguments)
+        except ToolError as exc:
+            return ToolOutcome(f"{exc.type}: {exc.message}", is_error=True)
+        except McpError as exc:
+            return ToolOutcome(f"{exc.type}: {exc.message}", is_error=True)
+        if entry.is_mcp:
+            text = value.text or json.dumps(value.structured or value.content, default=str)
+            return ToolOutcome(text, is_error=value.is_error)
+        return ToolOutcome(result_text(value))
+
+
+def _catalog(subtenant: Subtenant, selection: list[str] | None) -> dict[str, _Entry]:
+    entries: dict[str, _Entry] = {}
+    for name, tool in BUILTINS.items():
+        entries[name] = _Entry(
+            ToolSpec(name, tool.description, tool.parameters),
+            lambda args, tool=tool: runtime.run_builtin(tool, args),
+        )
+    for function in selectors.function_list(subtenant=subtenant):
+        entries[function.name] = _Entry(
+            ToolSpec(function.name, function.description, function.parameters),
+            lambda args, function=function: runtime.run_function(function, args),
+        )
+    for server in selectors.mcp_server_list(subtenant=subtenant):
+        for tool in server.tools:
+            entries[tool["qualified_name"]] = _Entry(
+                ToolSpec(
+                    tool["qualified_name"], tool.get("description") or "", tool["input_schema"]
+                ),
+                lambda args, server=server, name=tool["name"]: runtime.run_mcp_tool(
+                    server, name, args
+                ),
+                is_mcp=True,
+            )
+    if selection is not None:
+        wanted = set(selection)
+        entries = {name: entry for name, entry in entries.items() if name in wanted}
+    return entries
+
+
+async def executor_for(*, subtenant: Subtenant, selection: list[str] | None) -> ServerTools | None:
+    entries = await sync_to_async(_catalog)(subtenant, selection)
+    return ServerTools(entries) if entries else None
