@@ -95,14 +95,18 @@ def leaf_exception(exc: BaseException | None) -> BaseException | None:
     return exc
 
 
+_SESSION_GONE = ("Session terminated", "Session not found")
+
+
 def is_connection_loss(exc: BaseException) -> bool:
     """Whether a failed request means the connection is gone (worth one reconnect)."""
     leaf = leaf_exception(exc)
     if isinstance(leaf, MCPError):
         if leaf.code == CONNECTION_CLOSED:
             return True
-        # Streamable HTTP's answer when the server restarted and forgot our session.
-        return leaf.code == INVALID_REQUEST and leaf.message == "Session terminated"
+        # Streamable HTTP when the server restarted and forgot our session: the SDK
+        # server says "Session not found", the client's fallback "Session terminated".
+        return leaf.code == INVALID_REQUEST and leaf.message in _SESSION_GONE
     return isinstance(
         leaf,
         httpx2.TransportError

@@ -22,12 +22,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
 import httpx2
 import mcp_types
-from mcp import Client, StdioServerParameters, stdio_client
+from mcp import Client, MCPError, StdioServerParameters, stdio_client
 from mcp.client._transport import TransportStreams
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -178,7 +178,8 @@ class _Connection:
             self._task = asyncio.create_task(self._run(), name=f"mcp:{self.config.name}")
         # Shielded: one waiter giving up must not cancel a connect others share.
         await asyncio.shield(self._ready)
-        assert self.client is not None
+        if self.client is None:  # it was open, and has ended since
+            raise ConnectionResetError("MCP connection closed")
         self.last_used = time.monotonic()
         return self.client
 
@@ -193,7 +194,7 @@ class _Connection:
                 transport = self._manager._open_transport(self.config, self)
                 async with Client(
                     transport,
-                    mode="auto",
+                    mode=self._manager._mode,
                     cache=None,  # the tool list must follow the server
                     read_timeout_seconds=self.config.timeout_s,
                     client_info=CLIENT_INFO,
@@ -291,7 +292,11 @@ class McpClientManager:
         http_client_factory: HttpClientFactory | None = None,
         url_guard: UrlGuard | None = None,
         idle_timeout_s: float = 600,
+        mode: Literal["auto", "legacy"] = "auto",
     ) -> None:
+        """``mode="auto"`` probes for the stateless 2026 protocol and falls back to the
+        initialize handshake; ``"legacy"`` always uses the handshake."""
+        self._mode = mode
         self._http_client_factory: HttpClientFactory = http_client_factory or create_mcp_http_client
         self._url_guard = url_guard
         self._idle_timeout_s = idle_timeout_s
@@ -429,7 +434,10 @@ class McpClientManager:
                     details={"server": config.name},
                 ) from None
             except Exception as exc:
-                if not is_connection_loss(exc):
+                # An HTTP 404 on an established session is the spec's "session
+                # expired": whatever JSON-RPC error other servers put in the body.
+                expired = conn.http_status == 404 and isinstance(exc, MCPError)
+                if not (expired or is_connection_loss(exc)):
                     raise op_failure(config, exc) from exc
                 self._discard(conn)
                 if attempt:

@@ -12,7 +12,8 @@ Run it by hand::
     python -m tools.mcp.testing --transport websocket --port 8766 [--token secret]
 
 HTTP serves ``http://127.0.0.1:<port>/mcp``, WebSocket ``ws://127.0.0.1:<port>/mcp``
-(subprotocol ``mcp``). With ``--token`` both answer 401 unless the request carries
+(subprotocol ``mcp``), legacy SSE (``--transport sse``) ``http://127.0.0.1:<port>/sse``.
+With ``--token`` the network servers answer 401 unless the request carries
 ``Authorization: Bearer <token>``. In tests, ``McpTestServer`` runs one in a
 subprocess that can be stopped and restarted on the same port, and ``stdio_config``
 builds a config that spawns one.
@@ -102,8 +103,8 @@ def _bearer_ok(header: str | None, token: str | None) -> bool:
     return token is None or header == f"Bearer {token}"
 
 
-def _http_app(server: MCPServer, token: str | None) -> Any:
-    app = server.streamable_http_app()
+def _http_app(server: MCPServer, token: str | None, *, sse: bool = False) -> Any:
+    app = server.sse_app(sse_path="/sse") if sse else server.streamable_http_app()
 
     async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -195,7 +196,7 @@ class McpTestServer:
 
     def __init__(
         self,
-        transport: Literal["streamable_http", "websocket"] = "streamable_http",
+        transport: Literal["streamable_http", "websocket", "sse"] = "streamable_http",
         *,
         name: str = "test",
         token: str | None = None,
@@ -209,6 +210,8 @@ class McpTestServer:
 
     @property
     def url(self) -> str:
+        if self.transport == "sse":
+            return f"http://127.0.0.1:{self.port}/sse"
         scheme = "ws" if self.transport == "websocket" else "http"
         return f"{scheme}://127.0.0.1:{self.port}/mcp"
 
@@ -258,7 +261,7 @@ class McpTestServer:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    transports = ["stdio", "streamable_http", "websocket"]
+    transports = ["stdio", "streamable_http", "websocket", "sse"]
     parser.add_argument("--transport", choices=transports, default="stdio")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         import uvicorn
 
-        app = _http_app(server, args.token)
+        app = _http_app(server, args.token, sse=args.transport == "sse")
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
