@@ -12,6 +12,7 @@ the requests that opened them, and ``close()``/``aclose()`` work from anywhere.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import logging
 import math
@@ -163,6 +164,7 @@ class _Connection:
         self.client: Client | None = None
         self.tools: dict[str, mcp_types.Tool] | None = None
         self.last_used = time.monotonic()
+        self.in_use = 0  # requests in flight; a busy connection is never idle
         self.http_status: int | None = None  # last HTTP error status, for clearer errors
         self._manager = manager
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -302,6 +304,7 @@ class McpClientManager:
         self._idle_timeout_s = idle_timeout_s
         self._lock = threading.Lock()
         self._runner: _LoopThread | None = None
+        self._atexit_registered = False
         # Touched only on the manager loop.
         self._connections: dict[tuple[str, str], _Connection] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -393,6 +396,11 @@ class McpClientManager:
                 self._closing = set()
             if runner is None or runner.loop.is_closed() or not runner.thread.is_alive():
                 runner = self._runner = _LoopThread()
+                if not self._atexit_registered:
+                    # Say goodbye properly (WebSocket close, HTTP session DELETE, stdio
+                    # children reaped) instead of vanishing with the daemon thread.
+                    atexit.register(self.shutdown)
+                    self._atexit_registered = True
             return runner.loop
 
     def _take_runner(self) -> _LoopThread | None:
@@ -423,22 +431,18 @@ class McpClientManager:
     ) -> T:
         for attempt in range(2):
             conn = await self._connection(config)
+            conn.in_use += 1
             try:
                 async with asyncio.timeout(timeout_s + CALL_GRACE_S):
                     return await op(conn)
             except McpError:
                 raise
-            except TimeoutError:
-                raise McpTimeoutError(
-                    f"MCP server '{config.name}' did not answer within {timeout_s:g}s",
-                    details={"server": config.name},
-                ) from None
             except Exception as exc:
                 # An HTTP 404 on an established session is the spec's "session
                 # expired": whatever JSON-RPC error other servers put in the body.
                 expired = conn.http_status == 404 and isinstance(exc, MCPError)
-                if not (expired or is_connection_loss(exc)):
-                    raise op_failure(config, exc) from exc
+                if isinstance(exc, TimeoutError) or not (expired or is_connection_loss(exc)):
+                    raise _request_failure(config, exc, timeout_s) from exc
                 self._discard(conn)
                 if attempt:
                     raise McpConnectionError(
@@ -446,6 +450,9 @@ class McpClientManager:
                         details={"server": config.name},
                     ) from exc
                 logger.info("MCP connection to %r lost; reconnecting", config.name)
+            finally:
+                conn.in_use -= 1
+                conn.last_used = time.monotonic()
         raise AssertionError("unreachable")
 
     async def _probe(self, config: McpServerConfig) -> list[McpTool]:
@@ -456,13 +463,8 @@ class McpClientManager:
                 return to_tools(config.name, await conn.list_tools())
         except McpError:
             raise
-        except TimeoutError:
-            raise McpTimeoutError(
-                f"MCP server '{config.name}' did not answer within {config.timeout_s:g}s",
-                details={"server": config.name},
-            ) from None
         except Exception as exc:
-            raise op_failure(config, exc) from exc
+            raise _request_failure(config, exc, config.timeout_s) from exc
         finally:
             await conn.close()
 
@@ -478,7 +480,8 @@ class McpClientManager:
 
     def _close_idle(self) -> None:
         deadline = time.monotonic() - self._idle_timeout_s
-        for conn in [c for c in self._connections.values() if c.last_used < deadline]:
+        idle = [c for c in self._connections.values() if not c.in_use and c.last_used < deadline]
+        for conn in idle:
             self._discard(conn)
 
     async def _close_matching(self, server: str | McpServerConfig | None) -> None:
@@ -549,6 +552,15 @@ class McpClientManager:
         http_client = factory(headers=headers, timeout=timeout)
         async with http_client, streamable_http_client(config.url, http_client=http_client) as s:
             yield s
+
+
+def _request_failure(config: McpServerConfig, exc: Exception, timeout_s: float) -> McpError:
+    if isinstance(exc, TimeoutError):
+        return McpTimeoutError(
+            f"MCP server '{config.name}' did not answer within {timeout_s:g}s",
+            details={"server": config.name},
+        )
+    return op_failure(config, exc)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -269,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default=None, help="require Authorization: Bearer <token>")
     args = parser.parse_args(argv)
     server = build_server(args.name)
+    # fail() raising is the point; its traceback in every test run is not.
+    logging.getLogger("mcp.server.mcpserver.server").setLevel(logging.CRITICAL)
     if args.transport == "stdio":
         server.run("stdio")
     elif args.transport == "websocket":

@@ -133,3 +133,19 @@ async def test_concurrent_first_calls_share_one_connection(manager: McpClientMan
 
     assert len({result.text for result in pids}) == 1
     assert await handshakes_seen(manager, config) == 1
+
+
+async def test_cancelled_call_leaves_the_connection_usable(
+    manager: McpClientManager, ws_server: McpTestServer
+) -> None:
+    config = ws_server.config(name="cancelled")
+    before = await handshakes_seen(manager, config)
+    slow = asyncio.create_task(manager.call_tool(config, "sleep", {"seconds": 5}))
+    await asyncio.sleep(0.3)
+
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+
+    assert (await manager.call_tool(config, "echo", {"text": "alive"})).text == "alive"
+    assert await handshakes_seen(manager, config) == before

@@ -129,3 +129,21 @@ async def test_expired_http_session_is_replaced_in_legacy_mode() -> None:
             assert await handshakes_seen(manager, config) == 1
     finally:
         await manager.aclose()
+
+
+async def test_server_that_never_answers_the_handshake_times_out_as_connection_error(
+    manager: McpClientManager,
+) -> None:
+    # Reads stdin until it closes, never writes: a hung server.
+    silent = McpServerConfig(
+        name="silent",
+        transport="stdio",
+        command=sys.executable,
+        args=("-c", "import sys; sys.stdin.read()"),
+        timeout_s=0.5,
+    )
+
+    with pytest.raises(McpConnectionError) as caught:
+        await manager.call_tool(silent, "add", {"a": 1, "b": 1})
+
+    assert caught.value.message == "Could not connect to MCP server 'silent': no answer within 0.5s"

@@ -106,6 +106,7 @@ async def test_legacy_sse_transport_lists_and_calls_tools(manager: McpClientMana
 
         tools = await manager.list_tools(config)
         result = await manager.call_tool(config, "echo", {"text": "over sse"})
+        await manager.close(config)
 
     assert "legacy__echo" in {tool.qualified_name for tool in tools}
     assert result.text == "over sse"
