@@ -114,8 +114,11 @@ def test_one_registry_serves_successive_event_loops():
         registry = build_registry([config])
 
         async def ask_once() -> str:
-            result = await registry.get("openai").complete(ChatRequest("", (Message("user", "x"),)))
-            return result.text
+            try:
+                request = ChatRequest("", (Message("user", "x"),))
+                return (await registry.get("openai").complete(request)).text
+            finally:
+                await registry.aclose()  # this loop's pool; the next run builds its own
 
         assert [asyncio.run(ask_once()) for _ in range(2)] == ["echo: x", "echo: x"]
 
