@@ -94,6 +94,9 @@ async def mcp_server_register(
             f"An MCP server named '{config.name}' is already registered.",
             details={"name": config.name},
         )
+    if config.url:
+        # A refused URL is the caller's mistake (400), not an unreachable server (502).
+        await netguard.acheck_url(config.url, runtime.outbound_policy(config.url))
     tools = await runtime.mcp_manager().probe(config)
     secrets = {
         "api_key": config.api_key,
