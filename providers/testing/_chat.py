@@ -119,7 +119,14 @@ class ChatFake(FakeServer):
     def wants_stream(self, body: dict) -> bool:
         return bool(body.get("stream"))
 
-    def send_error(self, response, status, message, error_type=None, headers=None) -> None:
+    def send_error(
+        self,
+        response: Response,
+        status: int,
+        message: str,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         raise NotImplementedError
 
     def models_payload(self) -> dict:

@@ -107,12 +107,22 @@ class FakeServer:
     vendor = "generic"
     default_models: tuple[str, ...] = ("fake-model",)
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None):
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        max_recorded: int | None = None,
+    ):
         self.host = host
         self.port = port
         self.api_key = api_key  # when set, requests with another key get a 401
         self.models: list[str] = list(self.default_models)
-        self.requests: list[RecordedRequest] = []
+        # Everything is kept for tests; a long benchmark run keeps only the latest ones.
+        self.requests: list[RecordedRequest] | collections.deque[RecordedRequest] = (
+            [] if max_recorded is None else collections.deque(maxlen=max_recorded)
+        )
         self._scripts: collections.deque[Script] = collections.deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -126,9 +136,11 @@ class FakeServer:
 
         text, chunks (number of stream pieces), tool_calls ([{"name", "arguments", "id"?}]),
         status (+ error_message, error_type, retry_after), delay (seconds before the
-        headers), chunk_delay, cut_after_chunks (drop the connection after N stream
-        events), end_without_finish (end the body cleanly before the final event),
-        finish_reason (vendor-native value), usage ((input, output) tokens).
+        headers), chunk_delay (before each stream event), cut_after_chunks (drop the
+        connection once N text/tool-call pieces were sent; 0 = before any), end_without_finish
+        (end the body cleanly but leave out the final events), finish_reason (vendor-native
+        value, e.g. "length" or "max_tokens"), usage ((input, output) tokens).
+        Unknown options raise TypeError, so a typo cannot silently script nothing.
         """
         self._scripts.append(Script(**options))
         return self

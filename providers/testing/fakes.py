@@ -50,7 +50,14 @@ class FakeOpenAI(ChatFake):
         429: "rate_limit_exceeded",
     }
 
-    def send_error(self, response, status, message, error_type=None, headers=None) -> None:
+    def send_error(
+        self,
+        response: Response,
+        status: int,
+        message: str,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         kind = error_type or self._ERROR_TYPES.get(status, "server_error")
         payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
         response.send_json(status, payload, headers)
@@ -166,7 +173,14 @@ class FakeAnthropic(ChatFake):
         sent = request.headers.get("x-api-key") or bearer
         return bool(sent) and (self.api_key is None or sent == self.api_key)
 
-    def send_error(self, response, status, message, error_type=None, headers=None) -> None:
+    def send_error(
+        self,
+        response: Response,
+        status: int,
+        message: str,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         kind = error_type or self._ERROR_TYPES.get(status, "api_error")
         payload = {"type": "error", "error": {"type": kind, "message": message}}
         response.send_json(status, payload, {"request-id": "req_fake", **(headers or {})})
@@ -268,7 +282,14 @@ class FakeOllama(ChatFake):
     models_path = "/api/tags"
     stream_content_type = "application/x-ndjson"
 
-    def send_error(self, response, status, message, error_type=None, headers=None) -> None:
+    def send_error(
+        self,
+        response: Response,
+        status: int,
+        message: str,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         response.send_json(status, {"error": message}, headers)
 
     def models_payload(self) -> dict:
@@ -364,9 +385,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=None, help="reject requests with another key")
     args = parser.parse_args(argv)
-    fake = VENDORS[args.vendor](host=args.host, port=args.port, api_key=args.api_key)
+    fake = VENDORS[args.vendor](
+        host=args.host, port=args.port, api_key=args.api_key, max_recorded=100
+    )
     with fake:
-        print(f"fake {args.vendor} listening on {fake.url} (SDK base URL {fake.base_url})")
+        print(
+            f"fake {args.vendor} listening on {fake.url} (SDK base URL {fake.base_url})", flush=True
+        )
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
 
