@@ -1,6 +1,7 @@
 """Function calling through llmwrapper, end to end.
 
-    LLMWRAPPER_URL=http://127.0.0.1:8000 LLMWRAPPER_ADMIN_KEY=lw_... python examples/function_calling_example.py
+    export LLMWRAPPER_URL=http://127.0.0.1:8000 LLMWRAPPER_ADMIN_KEY=lw_...
+    python examples/function_calling_example.py
 
 With an admin key it creates a subtenant and a key for it, registers a custom
 function, creates a chat, and asks a question that needs the built-in tools
