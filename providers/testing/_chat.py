@@ -102,6 +102,12 @@ class ChatFake(FakeServer):
             if cut is not None and sent_content >= cut and (frame.content or frame.final):
                 await response.cut()
                 return
+            fail = script.error_after_chunks
+            if fail is not None and sent_content >= fail and (frame.content or frame.final):
+                message = script.error_message or "Overloaded"
+                await response.send_chunk(self.stream_error(message, script.error_type))
+                response.end_stream()
+                return
             if script.chunk_delay:
                 await asyncio.sleep(script.chunk_delay)
             await response.send_chunk(frame.data)
@@ -130,6 +136,9 @@ class ChatFake(FakeServer):
         raise NotImplementedError
 
     def models_payload(self) -> dict:
+        raise NotImplementedError
+
+    def stream_error(self, message: str, error_type: str | None) -> bytes:
         raise NotImplementedError
 
     def stream_frames(self, body: dict, reply: Reply, script: Script) -> list[Frame]:

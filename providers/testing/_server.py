@@ -34,6 +34,7 @@ class Script:
     delay: float = 0.0
     chunk_delay: float = 0.0
     cut_after_chunks: int | None = None
+    error_after_chunks: int | None = None
     end_without_finish: bool = False
     finish_reason: str | None = None
     usage: tuple[int, int] | None = None
@@ -134,12 +135,15 @@ class FakeServer:
     def enqueue(self, **options: Any) -> Self:
         """Queue one answer for the next chat request (others get an echo answer).
 
-        text, chunks (number of stream pieces), tool_calls ([{"name", "arguments", "id"?}]),
-        status (+ error_message, error_type, retry_after), delay (seconds before the
-        headers), chunk_delay (before each stream event), cut_after_chunks (drop the
-        connection once N text/tool-call pieces were sent; 0 = before any), end_without_finish
-        (end the body cleanly but leave out the final events), finish_reason (vendor-native
-        value, e.g. "length" or "max_tokens"), usage ((input, output) tokens).
+        - text, chunks: the answer and into how many stream pieces it is split;
+          tool_calls: [{"name", "arguments", "id"?}]; usage: (input, output) tokens;
+          finish_reason: a vendor-native value, e.g. "length" or "max_tokens".
+        - status (with error_message, error_type, retry_after): answer with that error.
+        - delay: seconds before the headers; chunk_delay: before each stream event.
+        - cut_after_chunks: drop the connection once N text/tool-call pieces were sent
+          (0 = before any); end_without_finish: end the body cleanly without the final
+          events; error_after_chunks: send the vendor's in-stream error event after N
+          pieces (error_message, error_type).
         Unknown options raise TypeError, so a typo cannot silently script nothing.
         """
         self._scripts.append(Script(**options))

@@ -62,6 +62,9 @@ class FakeOpenAI(ChatFake):
         payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
         response.send_json(status, payload, headers)
 
+    def stream_error(self, message: str, error_type: str | None) -> bytes:
+        return sse({"error": {"message": message, "type": error_type or "server_error"}})
+
     def models_payload(self) -> dict:
         data = [
             {"id": m, "object": "model", "created": CREATED, "owned_by": "fake"}
@@ -185,6 +188,10 @@ class FakeAnthropic(ChatFake):
         payload = {"type": "error", "error": {"type": kind, "message": message}}
         response.send_json(status, payload, {"request-id": "req_fake", **(headers or {})})
 
+    def stream_error(self, message: str, error_type: str | None) -> bytes:
+        error = {"type": error_type or "overloaded_error", "message": message}
+        return sse({"type": "error", "error": error}, "error")
+
     def models_payload(self) -> dict:
         data = [
             {"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
@@ -291,6 +298,9 @@ class FakeOllama(ChatFake):
         headers: dict[str, str] | None = None,
     ) -> None:
         response.send_json(status, {"error": message}, headers)
+
+    def stream_error(self, message: str, error_type: str | None) -> bytes:
+        return json.dumps({"error": message}).encode() + b"\n"
 
     def models_payload(self) -> dict:
         return {

@@ -234,6 +234,29 @@ async def test_stream_ending_cleanly_without_final_event_raises_interrupted(upst
         await events_of(upstream)
 
 
+async def test_error_event_inside_a_stream_raises_an_upstream_error(upstream: Upstream):
+    upstream.fake.enqueue(text="Starts fine then fails", chunks=4, error_after_chunks=2)
+
+    received: list = []
+    with pytest.raises(ProviderUpstreamError) as caught:
+        async for event in upstream.provider.stream(ask()):
+            received.append(event)
+
+    assert len([e for e in received if isinstance(e, TextDelta)]) == 2
+    assert caught.value.status == 502 and caught.value.retryable
+
+
+async def test_error_event_before_any_text_is_retried(upstream: Upstream):
+    upstream.fake.enqueue(text="never shown", error_after_chunks=0, error_message="Overloaded")
+    upstream.fake.enqueue(text="second attempt")
+
+    stream = stream_with_retries([(upstream.provider, ask())], FAST)
+    result = await collect(stream, provider=upstream.name, model="m")
+
+    assert result.text == "second attempt"
+    assert "Overloaded" in stream.errors[0].message
+
+
 async def test_interrupted_stream_is_not_retried_once_text_was_delivered(upstream: Upstream):
     upstream.fake.enqueue(text="Partial answer here", chunks=3, cut_after_chunks=1)
 
