@@ -90,6 +90,7 @@ class Response:
 
     def end_stream(self) -> None:
         self.writer.write(b"0\r\n\r\n")
+        self._streaming = False
 
     async def cut(self) -> None:
         """Drop the connection mid-body, as a crashed upstream or proxy would."""
@@ -125,6 +126,8 @@ class FakeServer:
             [] if max_recorded is None else collections.deque(maxlen=max_recorded)
         )
         self._scripts: collections.deque[Script] = collections.deque()
+        # Streams the client abandoned midway (it closed the connection before the end).
+        self.aborted_streams = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -238,6 +241,7 @@ class FakeServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        response: Response | None = None
         try:
             while True:
                 request = await _read_request(reader)
@@ -251,7 +255,10 @@ class FakeServer:
                 if not response.keep_alive:
                     break
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except ConnectionError:
+            if response is not None and response._streaming:
+                self.aborted_streams += 1
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         except asyncio.CancelledError:
             # Only our own shutdown cancels these; ending normally keeps asyncio's

@@ -275,3 +275,39 @@ async def test_models_lists_every_provider(llm_fakes, tenant, settings):
     assert "gpt-4o-mini" in rows["openai"]["models"]
     assert rows["private"]["configured"] is False
     assert rows["local"]["models"]
+
+
+def test_client_disconnect_on_stream_closes_the_upstream_request(
+    llm_fakes, make_tenant, live_server_url
+):
+    import json
+    import time
+
+    import httpx
+
+    _, raw, _ = make_tenant("streamer")
+    words = " ".join(f"w{i}" for i in range(60))
+    llm_fakes.openai.enqueue(text=words, chunks=60, chunk_delay=0.05)
+    with (
+        httpx.Client(base_url=live_server_url, timeout=10) as http,
+        http.stream(
+            "POST",
+            "/api/v1/llm/stream",
+            json=ask("openai"),
+            headers={"Authorization": f"Bearer {raw}"},
+        ) as response,
+    ):
+        deltas = 0
+        for line in response.iter_lines():
+            if line.startswith("data:") and "text" in json.loads(line[5:]):
+                deltas += 1
+                if deltas == 2:
+                    break
+    # The gateway drops the upstream connection instead of reading the rest of it.
+    deadline = time.monotonic() + 5
+    while llm_fakes.openai.aborted_streams == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert llm_fakes.openai.aborted_streams == 1
+    while not LlmCall.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert LlmCall.objects.get().status == "interrupted"
