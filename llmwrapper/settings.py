@@ -237,3 +237,7 @@ OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
 OUTBOUND_TIMEOUT = env.float("OUTBOUND_TIMEOUT", default=10.0)
 OUTBOUND_MAX_RESPONSE_BYTES = env.int("OUTBOUND_MAX_RESPONSE_BYTES", default=1_000_000)
 MCP_TIMEOUT = env.float("MCP_TIMEOUT", default=30.0)
+
+# OpenAI-compatible API: bare model names routed to "provider/model", e.g.
+# MODEL_ALIASES={"gpt-4o": "openai/gpt-4o", "claude": "anthropic/claude-sonnet-5"}
+MODEL_ALIASES = env.json("MODEL_ALIASES", default={})

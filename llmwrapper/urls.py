@@ -4,14 +4,17 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from llmwrapper import errors
 from llmwrapper.health import health
+from providers.openai_api import ChatCompletionsView, ModelsView
 
 urlpatterns = [
     path("health", health, name="health"),
     path("api/v1/", include("llmwrapper.api_urls")),
+    path("v1/chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),
+    path("v1/models", ModelsView.as_view(), name="openai-models"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
-    re_path(r"^api/", errors.api_not_found),
+    re_path(r"^(api|v1)/", errors.api_not_found),
 ]
 
 handler400 = errors.handler400
