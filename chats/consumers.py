@@ -34,6 +34,7 @@ from chats.serializers import SendMessageSerializer
 from llmwrapper.auth import authenticate_raw_key, parse_bearer
 from llmwrapper.errors import ApplicationError, error_body
 from providers.errors import ProviderError
+from tenants.limits import check_request
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _run_send(self, data: dict[str, Any]) -> None:
         try:
+            # Each send over the socket counts as a request against the key's limits.
+            await database_sync_to_async(check_request)(self.key)
             send = conversation.SendInput.from_validated(data)
             turn = await conversation.prepare_turn(chat=self.chat, key=self.key, send=send)
         except ApplicationError as exc:

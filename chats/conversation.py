@@ -138,6 +138,7 @@ def _incoming_messages(chat: Chat, send: SendInput) -> list[dict[str, Any]]:
 
 
 def _prepare(chat: Chat, key: ApiKey, send: SendInput) -> Turn:
+    provider_services.ensure_llm_allowed(chat.subtenant)
     # Resolve and check the provider before anything is written, so a bad provider or
     # a missing key is a plain 400 with nothing half-stored.
     target = gateway.resolve_target(

@@ -5,7 +5,7 @@ from django.urls import path
 from chats.api import ChatViewSet, SubtenantChatViewSet
 from chats.send_api import MessagesView, StreamMessageView
 from memories.api import MemoryViewSet
-from providers.api import CompleteView, ModelsView, StreamView
+from providers.api import CompleteView, ModelsView, StreamView, UsageView
 from tenants.api import ApiKeyViewSet, SubtenantViewSet
 from tools.api import (
     FunctionDetailView,
@@ -37,6 +37,7 @@ urlpatterns = [
         ApiKeyViewSet.as_view({"delete": "destroy"}),
         name="subtenant-key-detail",
     ),
+    path("subtenants/<uuid:subtenant_pk>/usage", UsageView.as_view(), name="subtenant-usage"),
     path("keys", ApiKeyViewSet.as_view(collection), name="admin-key-list"),
     path("keys/<uuid:pk>", ApiKeyViewSet.as_view({"delete": "destroy"}), name="admin-key-detail"),
     path(

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "llmwrapper.middleware.BodySizeLimitMiddleware",
+    "tenants.limits.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -137,6 +138,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "llmwrapper.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.limits.RequestRateThrottle"],
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
@@ -161,6 +163,14 @@ SPECTACULAR_SETTINGS = {
     },
     "AUTHENTICATION_WHITELIST": [],
 }
+
+# Rate limits (0 = unlimited). Per subtenant, overridable on each subtenant; per key,
+# overridable on each key. Counters live in Redis when REDIS_URL is set.
+RATE_LIMIT_RPM = env.int("RATE_LIMIT_RPM", default=0)
+RATE_LIMIT_TPM = env.int("RATE_LIMIT_TPM", default=0)
+RATE_LIMIT_KEY_RPM = env.int("RATE_LIMIT_KEY_RPM", default=0)
+RATE_LIMIT_WINDOW_SECONDS = env.float("RATE_LIMIT_WINDOW_SECONDS", default=60.0)
+CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="llmwrapper")
 
 # API keys: how often `last_used_at` is written (seconds), to keep writes off the hot path.
 API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)

@@ -142,6 +142,7 @@ async def build_direct_call(request: Request) -> services.DirectCall:
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     subtenant = await sync_to_async(selected_subtenant)(request, data)
+    await sync_to_async(services.ensure_llm_allowed)(subtenant)
     try:
         tools = wire.tool_specs(data.get("tools"), data.get("functions"))
     except (KeyError, ValueError) as exc:
@@ -258,3 +259,51 @@ async def _provider_row(registry: Any, name: str) -> dict[str, Any]:
         except TimeoutError:
             row["error"] = {"type": "provider_timeout", "message": "Listing models timed out."}
     return row
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    start = serializers.DateField(required=False, help_text="First day (UTC), default 30 days ago.")
+    end = serializers.DateField(required=False, help_text="Last day (UTC), default today.")
+
+    def validate(self, attrs: dict) -> dict:
+        import datetime as dt
+
+        today = dt.datetime.now(dt.UTC).date()
+        attrs.setdefault("end", today)
+        attrs.setdefault("start", attrs["end"] - dt.timedelta(days=30))
+        if attrs["start"] > attrs["end"]:
+            raise serializers.ValidationError({"start": ["Must not be after 'end'."]})
+        if (attrs["end"] - attrs["start"]).days > 366:
+            raise serializers.ValidationError({"start": ["A report covers at most 366 days."]})
+        return attrs
+
+
+class UsageView(AsyncAPIView):
+    @extend_schema(
+        parameters=[UsageQuerySerializer],
+        responses={
+            200: inline_serializer(
+                "UsageReport",
+                {
+                    "subtenant": serializers.UUIDField(),
+                    "start": serializers.DateField(),
+                    "end": serializers.DateField(),
+                    "totals": serializers.DictField(),
+                    "daily": serializers.ListField(child=serializers.DictField()),
+                },
+            )
+        },
+        summary="Usage of a subtenant: totals and a daily breakdown by provider and model",
+        tags=["usage"],
+    )
+    async def get(self, request: Request, subtenant_pk: str) -> Response:
+        from providers.usage import usage_report
+
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+
+        def report() -> dict:
+            subtenant = subtenant_access(key=principal(request).key, subtenant_id=subtenant_pk)
+            return usage_report(subtenant=subtenant, **query.validated_data)
+
+        return Response(await sync_to_async(report)())

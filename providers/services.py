@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
 from providers import gateway, wire
 from providers.errors import ProviderError
 from providers.loop import RoundCompleted, ToolExecutor, ToolResult, TurnCompleted, run_turn
 from providers.models import LlmCall
 from providers.types import ChatRequest, TextDelta, ToolCallComplete
+from tenants import limits
 from tenants.models import ApiKey, Subtenant
 
 logger = logging.getLogger(__name__)
@@ -84,10 +87,21 @@ class CallContext:
         )
 
     async def flush(self) -> None:
-        """Write the records; shielded so a client disconnect cannot lose them."""
+        """Write the records and count their tokens against the subtenant's limits;
+        shielded so a client disconnect cannot lose them."""
         records, self.records = self.records, []
         if records:
-            await asyncio.shield(LlmCall.objects.abulk_create(records))
+            await asyncio.shield(sync_to_async(_store)(self.subtenant, records))
+
+
+def _store(subtenant: Subtenant, records: list[LlmCall]) -> None:
+    LlmCall.objects.bulk_create(records)
+    limits.record_tokens(subtenant, sum(r.input_tokens + r.output_tokens for r in records))
+
+
+def ensure_llm_allowed(subtenant: Subtenant) -> None:
+    """Raise 429 when the subtenant's tokens per minute or its budget are used up."""
+    limits.check_tokens(subtenant)
 
 
 @dataclass

@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from tenants.models import ApiKey, Subtenant
+from tenants.models import ApiKey, Subtenant, TokenUsage
 from tenants.services import KEY_PREFIX, hash_key
 
 
@@ -21,7 +21,15 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Subtenant)
 class SubtenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "is_active", "default_provider", "default_model", "created_at"]
+    list_display = [
+        "name",
+        "is_active",
+        "default_provider",
+        "rate_limit_rpm",
+        "rate_limit_tpm",
+        "token_budget",
+        "created_at",
+    ]
     list_filter = ["is_active", "default_provider", "created_at"]
     search_fields = ["name", "description", "id"]
     readonly_fields = ["id", "created_at", "updated_at"]
@@ -34,7 +42,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = [("subtenant", admin.RelatedOnlyFieldListFilter), "created_at", "revoked_at"]
     search_fields = ["name", "prefix", "subtenant__name"]
     readonly_fields = ["id", "prefix", "created_at", "last_used_at"]
-    fields = ["id", "name", "subtenant", "prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = [
+        "id",
+        "name",
+        "subtenant",
+        "prefix",
+        "rate_limit_rpm",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     actions = ["revoke"]
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: object, change: bool) -> None:
@@ -52,3 +69,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).")
+
+
+@admin.register(TokenUsage)
+class TokenUsageAdmin(admin.ModelAdmin):
+    list_display = ["subtenant", "period_start", "tokens"]
+    list_filter = [("subtenant", admin.RelatedOnlyFieldListFilter), "period_start"]
+    readonly_fields = ["subtenant", "period_start", "tokens"]
+    list_select_related = ["subtenant"]

@@ -36,6 +36,10 @@ class SubtenantSerializer(StrictModelSerializer):
             "default_provider",
             "default_model",
             "is_active",
+            "rate_limit_rpm",
+            "rate_limit_tpm",
+            "token_budget",
+            "budget_period",
             "created_at",
             "updated_at",
         ]
@@ -86,7 +90,16 @@ class ApiKeySerializer(StrictModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "subtenant", "created_at", "last_used_at", "revoked_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "subtenant",
+            "rate_limit_rpm",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        ]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
 
 
@@ -113,14 +126,24 @@ class ApiKeyViewSet(viewsets.ViewSet):
         return paginated(request, qs, ApiKeySerializer)
 
     @extend_schema(
-        request=inline_serializer("ApiKeyCreate", {"name": serializers.CharField(max_length=100)}),
+        request=inline_serializer(
+            "ApiKeyCreate",
+            {
+                "name": serializers.CharField(max_length=100),
+                "rate_limit_rpm": serializers.IntegerField(required=False, min_value=0),
+            },
+        ),
         responses={201: ApiKeyCreatedSerializer},
     )
     def create(self, request: Request, subtenant_pk: str | None = None) -> Response:
         owner = self._owner(request, subtenant_pk)
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        key, raw = services.api_key_create(name=serializer.validated_data["name"], subtenant=owner)
+        key, raw = services.api_key_create(
+            name=serializer.validated_data["name"],
+            subtenant=owner,
+            rate_limit_rpm=serializer.validated_data.get("rate_limit_rpm"),
+        )
         key.key = raw  # type: ignore[attr-defined]
         return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
 

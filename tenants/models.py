@@ -18,6 +18,19 @@ class Subtenant(models.Model):
     default_provider = models.CharField(max_length=32, blank=True, default="")
     default_model = models.CharField(max_length=200, blank=True, default="")
     is_active = models.BooleanField(default=True)
+    # Limits; empty means the service-wide default (RATE_LIMIT_*), 0 means unlimited.
+    rate_limit_rpm = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute for the whole subtenant."
+    )
+    rate_limit_tpm = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens (prompt + completion) per minute."
+    )
+    token_budget = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Tokens allowed per budget period; empty = no budget."
+    )
+    budget_period = models.CharField(
+        max_length=8, choices=[("month", "Calendar month"), ("day", "Day")], default="month"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -41,6 +54,9 @@ class ApiKey(models.Model):
     subtenant = models.ForeignKey(
         Subtenant, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
     )
+    rate_limit_rpm = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute for this key; empty = default."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -59,3 +75,21 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class TokenUsage(models.Model):
+    """Tokens a subtenant used in one budget period (kept in step with its calls)."""
+
+    subtenant = models.ForeignKey(Subtenant, on_delete=models.CASCADE, related_name="token_usage")
+    period_start = models.DateField()
+    tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subtenant", "period_start"], name="token_usage_unique_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subtenant_id} {self.period_start}: {self.tokens}"

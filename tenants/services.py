@@ -52,11 +52,17 @@ def subtenant_delete(*, subtenant: Subtenant) -> None:
         subtenant.delete()
 
 
-def api_key_create(*, name: str, subtenant: Subtenant | None = None) -> tuple[ApiKey, str]:
+def api_key_create(
+    *, name: str, subtenant: Subtenant | None = None, rate_limit_rpm: int | None = None
+) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw secret, which is never stored."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
-        name=name, subtenant=subtenant, prefix=raw[:_VISIBLE_CHARS], key_hash=hash_key(raw)
+        name=name,
+        subtenant=subtenant,
+        prefix=raw[:_VISIBLE_CHARS],
+        key_hash=hash_key(raw),
+        rate_limit_rpm=rate_limit_rpm,
     )
     return key, raw
 
