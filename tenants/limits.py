@@ -110,7 +110,8 @@ def check_tokens(subtenant: Subtenant) -> None:
         if used >= subtenant.token_budget:
             retry = int((end - timezone.now()).total_seconds()) + 1
             raise BudgetExhaustedError(
-                f"The token budget of {subtenant.token_budget} for this {subtenant.budget_period} is used up.",
+                f"The token budget of {subtenant.token_budget} tokens "
+                f"for this {subtenant.budget_period} is used up.",
                 retry_after=retry,
                 details={
                     "budget": subtenant.token_budget,

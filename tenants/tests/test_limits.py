@@ -84,7 +84,7 @@ def test_tokens_per_minute_are_limited(make_tenant, llm_fakes):
 
 
 def test_budget_exhaustion_refuses_further_calls(make_tenant, llm_fakes):
-    subtenant, raw, client = make_tenant("budget", token_budget=20)
+    subtenant, _, client = make_tenant("budget", token_budget=20)
     chat = Chat.objects.create(subtenant=subtenant, provider="openai")
     llm_fakes.openai.enqueue(text="a", usage=(6, 6)).enqueue(text="b", usage=(5, 5))
     assert ask(client, chat).status_code == 200
