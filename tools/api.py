@@ -328,7 +328,24 @@ class McpToolsView(AsyncAPIView):
 
 
 class McpToolExecuteView(AsyncAPIView):
-    @extend_schema(parameters=[SUBTENANT_PARAM], request=EXECUTE_REQUEST, tags=["mcp"])
+    @extend_schema(
+        parameters=[SUBTENANT_PARAM],
+        request=EXECUTE_REQUEST,
+        responses={
+            200: inline_serializer(
+                "McpToolResult",
+                {
+                    "name": serializers.CharField(),
+                    "server": serializers.CharField(),
+                    "is_error": serializers.BooleanField(),
+                    "content": serializers.ListField(child=serializers.DictField()),
+                    "structured": serializers.DictField(allow_null=True),
+                    "text": serializers.CharField(),
+                },
+            )
+        },
+        tags=["mcp"],
+    )
     async def post(self, request: Request, name: str) -> Response:
         """Call an MCP tool by its qualified name (`<server>__<tool>`)."""
         scope = await sync_to_async(caller_scope)(request)
