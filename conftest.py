@@ -145,3 +145,58 @@ def live_server_url(transactional_db):
     server.should_exit = True
     thread.join(10)
     sock.close()
+
+
+@pytest.fixture
+def app_process(transactional_db):
+    """Start the service in separate uvicorn processes on the test database (and Redis).
+
+    `start(**env)` returns the base URL of a new process; all are stopped afterwards.
+    """
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+        database_url = f"postgres://{db['USER']}@{host}:{port}/{db['NAME']}"
+    else:
+        database_url = f"sqlite:///{db['NAME']}"
+    processes: list[subprocess.Popen] = []
+
+    def start(**env: str) -> str:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        full_env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": settings.REDIS_URL,
+            **env,
+        }
+        command = [sys.executable, "-m", "uvicorn", "llmwrapper.asgi:application"]
+        command += ["--port", str(port), "--lifespan", "off", "--log-level", "warning"]
+        process = subprocess.Popen(command, cwd=Path(__file__).resolve().parent, env=full_env)
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{url}/health", timeout=1)
+                return url
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the service process did not start")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)

@@ -2,18 +2,12 @@
 (in-memory without REDIS_URL, Redis with it)."""
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.db import connection
 
 from chats.models import Chat, Message
 from conftest import async_client_for
@@ -188,84 +182,28 @@ async def test_cancel_and_disconnect_keep_partial_text_as_interrupted(setup):
 
 
 @pytest.mark.redis
-def test_viewer_sees_a_message_sent_through_another_process(setup, tmp_path):
+def test_viewer_sees_a_message_sent_through_another_process(setup, app_process):
     """Two processes share the Redis channel layer: the viewer here, the sender there."""
     if not settings.REDIS_URL:
         pytest.skip("needs REDIS_URL: the in-memory layer is per process")
     chat, raw, fakes = setup
     fakes.openai.enqueue(text="across processes", chunks=2)
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        database_url = (
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        )
-    else:
-        database_url = f"sqlite:///{db['NAME']}"
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": settings.REDIS_URL,
-        "OPENAI_API_KEY": "sk-test",
-        "OPENAI_BASE_URL": fakes.openai.base_url,
-    }
-    root = Path(__file__).resolve().parents[2]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "llmwrapper.asgi:application",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
-        cwd=root,
-        env=env,
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/health")
+    other = app_process(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fakes.openai.base_url)
 
-        async def scenario():
-            viewer = connect_to(chat, raw)
-            assert (await viewer.connect())[0]
-            async with httpx.AsyncClient(timeout=10) as http:
-                response = await http.post(
-                    f"http://127.0.0.1:{port}/api/v1/chats/{chat.id}/messages",
-                    json={"content": "hi"},
-                    headers={"Authorization": f"Bearer {raw}"},
-                )
-            assert response.status_code == 200, response.text
-            frames = await receive_until_end(viewer)
-            await viewer.disconnect()
-            return frames
+    async def scenario():
+        viewer = connect_to(chat, raw)
+        assert (await viewer.connect())[0]
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.post(
+                f"{other}/api/v1/chats/{chat.id}/messages",
+                json={"content": "hi"},
+                headers={"Authorization": f"Bearer {raw}"},
+            )
+        assert response.status_code == 200, response.text
+        frames = await receive_until_end(viewer)
+        await viewer.disconnect()
+        return frames
 
-        frames = asyncio.run(scenario())
-        assert frames[-1]["type"] == "message.completed"
-        assert frames[-1]["message"]["content"] == "across processes"
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
+    frames = asyncio.run(scenario())
+    assert frames[-1]["type"] == "message.completed"
+    assert frames[-1]["message"]["content"] == "across processes"

@@ -1,20 +1,15 @@
 """Rate limits, token limits and budgets, through the HTTP API."""
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 
 from chats.models import Chat
 from conftest import client_for
 from providers.models import LlmCall
-from tenants.models import ApiKey, TokenUsage
+from tenants.models import TokenUsage
 from tenants.services import api_key_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -141,66 +136,17 @@ def test_usage_report_totals_equal_the_recorded_calls(make_tenant, llm_fakes, ad
 
 
 @pytest.mark.redis
-def test_two_processes_share_one_limit(make_tenant):
+def test_two_processes_share_one_limit(make_tenant, app_process):
     if not django_settings.REDIS_URL:
         pytest.skip("needs REDIS_URL: without Redis each process counts alone")
     subtenant, raw, _ = make_tenant("shared", rate_limit_rpm=3)
-    ApiKey.objects.filter(subtenant=subtenant).update(rate_limit_rpm=0)
-    servers = [_start_server() for _ in range(2)]
-    try:
-        statuses = []
-        for i in range(6):
-            port = servers[i % 2][1]
-            response = httpx.get(
-                f"http://127.0.0.1:{port}/api/v1/subtenants/{subtenant.id}",
-                headers={"Authorization": f"Bearer {raw}"},
-                timeout=10,
-            )
-            statuses.append(response.status_code)
-        assert statuses.count(200) == 3 and statuses.count(429) == 3
-        assert statuses[:3] == [200, 200, 200]
-    finally:
-        for process, _ in servers:
-            process.terminate()
-            process.wait(10)
-
-
-def _start_server() -> tuple[subprocess.Popen, int]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        url = (
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    urls = [app_process(), app_process()]
+    statuses = []
+    for i in range(6):
+        response = httpx.get(
+            f"{urls[i % 2]}/api/v1/subtenants/{subtenant.id}",
+            headers={"Authorization": f"Bearer {raw}"},
+            timeout=10,
         )
-    else:
-        url = f"sqlite:///{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": django_settings.REDIS_URL}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "llmwrapper.asgi:application",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return process, port
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start")
+        statuses.append(response.status_code)
+    assert statuses == [200, 200, 200, 429, 429, 429]
