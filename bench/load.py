@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ class ProbeResult:
     first_byte_ms: dict[str, float]  # p50, p90, p99 of time to the first body byte
     first_token_ms: dict[str, float]  # ... to the chunk completing the first-token marker
     total_ms: dict[str, float]  # ... to the end of the answer
-    background_connections: int = 0
+    connections: int = 1  # the probe's own; others were busy with background load
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,7 +160,7 @@ def background_wrk(
     duration: float,
     threads: int,
     workdir: Path,
-):  # type: ignore[no-untyped-def]
+) -> Iterator[subprocess.Popen[str] | None]:
     """wrk running while the body of the `with` runs; stopped (and reaped) on exit."""
     if connections <= 0:
         yield None
@@ -204,12 +205,19 @@ def probe(
     *,
     duration: float,
     interval: float,
+    connections: int = 1,
+    background: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
     max_samples: int = 5000,
-    background_connections: int = 0,
 ) -> ProbeResult:
-    """Send `call` one at a time for `duration` s; time first byte, first token, end."""
+    """Time first byte, first token and end of `call`, answered again and again.
+
+    `connections` keep-alive connections each send one request at a time; together they
+    send at most one request per `interval` seconds. They are all open before
+    `background()` (another load, e.g. `background_wrk`) is entered, so which uvicorn
+    worker each lands on is not decided by that load.
+    """
     return asyncio.run(
-        _probe(base_url, call, duration, interval, max_samples, background_connections)
+        _probe(base_url, call, duration, interval, connections, background, max_samples)
     )
 
 
@@ -218,8 +226,9 @@ async def _probe(
     call: Call,
     duration: float,
     interval: float,
+    connections: int,
+    background: Callable[[], contextlib.AbstractContextManager[object]] | None,
     max_samples: int,
-    background_connections: int,
 ) -> ProbeResult:
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -233,50 +242,57 @@ async def _probe(
     ]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
     marker = re.compile(call.first_token or b".")
-
-    first_byte: list[float] = []
-    first_token: list[float] = []
-    total: list[float] = []
+    samples: list[_Sample] = []
     errors = 0
-    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-    deadline = time.perf_counter() + duration
-    try:
-        while time.perf_counter() < deadline and len(total) < max_samples:
-            started = time.perf_counter()
-            if connection is None:
-                connection = await asyncio.open_connection(host, port, limit=1 << 20)
-            try:
-                sample = await asyncio.wait_for(_exchange(*connection, request, marker), timeout=60)
-            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
-                errors += 1
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(host, port, limit=1 << 20)
+
+    async def one_connection(
+        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, deadline: float
+    ) -> None:
+        nonlocal errors
+        pace = interval * connections
+        try:
+            while time.perf_counter() < deadline and len(samples) < max_samples:
+                started = time.perf_counter()
+                if connection is None:
+                    connection = await connect()
+                try:
+                    sample = await asyncio.wait_for(
+                        _exchange(*connection, request, marker), timeout=60
+                    )
+                except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+                    errors += 1
+                    _close(connection)
+                    connection = None
+                    continue
+                if not sample.keep_alive:
+                    _close(connection)
+                    connection = None
+                ok = sample.status == 200 and sample.first_token is not None
+                if ok and (not call.expect or call.expect in sample.body):
+                    samples.append(sample)
+                else:
+                    errors += 1
+                pause = started + pace - time.perf_counter()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+        finally:
+            if connection is not None:
                 _close(connection)
-                connection = None
-                continue
-            if not sample.keep_alive:
-                _close(connection)
-                connection = None
-            ok = sample.status == 200 and sample.first_token is not None
-            if ok and call.expect and call.expect not in sample.body:
-                ok = False
-            if not ok:
-                errors += 1
-            else:
-                first_byte.append(sample.first_byte)
-                first_token.append(sample.first_token or 0.0)
-                total.append(sample.total)
-            pause = started + interval - time.perf_counter()
-            if pause > 0:
-                await asyncio.sleep(pause)
-    finally:
-        if connection is not None:
-            _close(connection)
+
+    opened = [await connect() for _ in range(connections)]
+    with background() if background else contextlib.nullcontext():
+        deadline = time.perf_counter() + duration
+        await asyncio.gather(*(one_connection(c, deadline) for c in opened))
     return ProbeResult(
-        samples=len(total),
+        samples=len(samples),
         errors=errors,
-        first_byte_ms=_summary(first_byte),
-        first_token_ms=_summary(first_token),
-        total_ms=_summary(total),
-        background_connections=background_connections,
+        first_byte_ms=_summary([s.first_byte for s in samples]),
+        first_token_ms=_summary([s.first_token or 0.0 for s in samples]),
+        total_ms=_summary([s.total for s in samples]),
+        connections=connections,
     )
 
 

@@ -141,9 +141,11 @@ def markdown(results: Results) -> str:
             "",
             "### Streaming: time to first byte and first token (probe)",
             "",
-            "One paced probe connection; at concurrency c, wrk keeps c - 1 other streams "
-            "busy. First token: the gateway's first `delta` event; the upstream's first "
-            "chunk with content.",
+            f"The probe's own k connections (together at most one request per "
+            f"{info.get('probe_interval_ms', 5):g} ms) are opened first; at concurrency c, "
+            "wrk then keeps the other c - k connections busy. "
+            "First token: the gateway's first `delta` event; the upstream's first chunk "
+            "with content.",
             "",
         ]
         rows = []
@@ -163,6 +165,7 @@ def markdown(results: Results) -> str:
                     _added(p.first_token_ms["p50"], bp.first_token_ms["p50"]) if bp else "—",
                     _added(p.first_token_ms["p99"], bp.first_token_ms["p99"]) if bp else "—",
                     _ms(p.total_ms["p50"]),
+                    str(p.connections),
                     str(p.samples),
                     str(p.errors),
                 ]
@@ -178,6 +181,7 @@ def markdown(results: Results) -> str:
                 "added p50",
                 "added p99",
                 "whole stream p50",
+                "probe conns (k)",
                 "samples",
                 "errors",
             ],

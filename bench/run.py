@@ -14,6 +14,7 @@ on exit, Ctrl-C or error. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -69,6 +70,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=0.005,
         help="minimum seconds between two probe requests (default 0.005)",
+    )
+    parser.add_argument(
+        "--probe-connections",
+        type=int,
+        default=8,
+        help="connections of the streaming probe at concurrency > 1 (default 8; wrk "
+        "keeps the others busy)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     args = parser.parse_args(argv)
@@ -185,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             f"concurrency {', '.join(map(str, args.concurrency))}; "
             f"load average before: {load_average()}",
             "command": command.strip(),
+            "probe_interval_ms": args.probe_interval * 1000,
         }
     )
     workdir = args.out / "work"
@@ -242,21 +251,23 @@ def main(argv: list[str] | None = None) -> int:
             for concurrency in args.concurrency:
                 for call in calls[scenario.name].values():
                     server = stack.servers[call.server]
-                    with background_wrk(
+                    own = min(concurrency, args.probe_connections)
+                    result = probe(
                         server.base_url,
                         call,
-                        connections=concurrency - 1,
-                        duration=args.duration + 2,
-                        threads=args.wrk_threads,
-                        workdir=workdir,
-                    ):
-                        result = probe(
+                        duration=args.duration,
+                        interval=args.probe_interval,
+                        connections=own,
+                        background=functools.partial(
+                            background_wrk,
                             server.base_url,
                             call,
-                            duration=args.duration,
-                            interval=args.probe_interval,
-                            background_connections=concurrency - 1,
-                        )
+                            connections=concurrency - own,
+                            duration=args.duration + 2,
+                            threads=args.wrk_threads,
+                            workdir=workdir,
+                        ),
+                    )
                     results.measurements.append(
                         Measurement(scenario.name, call.server, concurrency, probe=result)
                     )
