@@ -211,6 +211,9 @@ CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="llmwrapper")
 
 # API keys: how often `last_used_at` is written (seconds), to keep writes off the hot path.
 API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
+# Seconds an authenticated key is remembered by a process (0 = look it up every time).
+# Revocations reach the process that made them at once, the others within this time.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
 
 # Providers (read by providers.gateway into the provider registry).
 DEFAULT_LLM_PROVIDER = env.str("DEFAULT_LLM_PROVIDER", default="openai")

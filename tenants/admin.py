@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from tenants.models import ApiKey, Subtenant, TokenUsage
+from tenants.selectors import api_key_cache_clear
 from tenants.services import KEY_PREFIX, hash_key
 
 
@@ -35,6 +36,10 @@ class SubtenantAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "created_at", "updated_at"]
     inlines = [ApiKeyInline]
 
+    def save_model(self, request: HttpRequest, obj: Subtenant, form: object, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        api_key_cache_clear()  # is_active and limits are read with the cached keys
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
@@ -64,10 +69,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
             messages.warning(request, f"New API key (shown only this once): {raw}")
             return
         super().save_model(request, obj, form, change)
+        api_key_cache_clear()
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        api_key_cache_clear()
         self.message_user(request, f"Revoked {count} key(s).")
 
 

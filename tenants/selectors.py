@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import time
+
+from django.conf import settings
 from django.db.models import QuerySet
 
 from llmwrapper.errors import ResourceNotFoundError
@@ -11,13 +14,33 @@ from tenants.models import ApiKey, Subtenant
 from tenants.services import hash_key
 
 
+# Authenticated keys, by digest, for API_KEY_CACHE_SECONDS: authentication is then no
+# database query. Revoking a key or changing a subtenant clears this process's entries at
+# once; other processes see the change within the cache time.
+_key_cache: dict[str, tuple[float, ApiKey]] = {}
+
+
 def api_key_get_active(*, raw_key: str) -> ApiKey | None:
+    digest = hash_key(raw_key)
+    ttl = settings.API_KEY_CACHE_SECONDS
+    cached = _key_cache.get(digest)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
     key = (
         ApiKey.objects.select_related("subtenant")
-        .filter(key_hash=hash_key(raw_key), revoked_at__isnull=True)
+        .filter(key_hash=digest, revoked_at__isnull=True)
         .first()
     )
+    if key is not None and ttl > 0:
+        if len(_key_cache) > 10_000:
+            _key_cache.clear()
+        _key_cache[digest] = (now + ttl, key)
     return key
+
+
+def api_key_cache_clear() -> None:
+    _key_cache.clear()
 
 
 def subtenant_list(*, key: ApiKey) -> QuerySet[Subtenant]:

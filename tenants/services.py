@@ -32,6 +32,12 @@ def subtenant_create(*, name: str, **fields: Any) -> Subtenant:
         ) from exc
 
 
+def _forget_keys() -> None:
+    from tenants.selectors import api_key_cache_clear
+
+    api_key_cache_clear()
+
+
 def subtenant_update(*, subtenant: Subtenant, **fields: Any) -> Subtenant:
     for field, value in fields.items():
         setattr(subtenant, field, value)
@@ -50,6 +56,7 @@ def subtenant_delete(*, subtenant: Subtenant) -> None:
     """Delete a subtenant with its keys, chats, messages and memories (cascade)."""
     with transaction.atomic():
         subtenant.delete()
+    _forget_keys()
 
 
 def api_key_create(
@@ -71,6 +78,7 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+    _forget_keys()
     return key
 
 
