@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 import time
+from uuid import UUID
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -12,7 +11,6 @@ from django.db.models import QuerySet
 from llmwrapper.errors import ResourceNotFoundError
 from tenants.models import ApiKey, Subtenant
 from tenants.services import hash_key
-
 
 # Authenticated keys, by digest, for API_KEY_CACHE_SECONDS: authentication is then no
 # database query. Revoking a key or changing a subtenant clears this process's entries at
