@@ -14,9 +14,7 @@ budgets per period.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
@@ -26,6 +24,7 @@ from rest_framework.throttling import BaseThrottle
 
 from llmwrapper import counters
 from llmwrapper.errors import ApplicationError
+from llmwrapper.middleware import AsyncCapableMiddleware
 from tenants.models import ApiKey, Subtenant, TokenUsage
 
 
@@ -162,26 +161,14 @@ class RequestRateThrottle(BaseThrottle):
         return True
 
 
-class RateLimitHeadersMiddleware:
+class RateLimitHeadersMiddleware(AsyncCapableMiddleware):
     """`RateLimit-Limit/Remaining/Reset` (and `X-RateLimit-*`) on every limited response."""
 
-    async_capable = True
-    sync_capable = True
-
-    def __init__(
-        self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
-    ):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
-        return _with_headers(request, self.get_response(request))  # type: ignore[arg-type]
+    def handle_sync(self, request: HttpRequest) -> HttpResponse:
+        return _with_headers(request, self.get_response(request))
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        return _with_headers(request, await self.get_response(request))  # type: ignore[misc]
+        return _with_headers(request, await self.get_response(request))
 
 
 def _with_headers(request: HttpRequest, response: HttpResponse) -> HttpResponse:

@@ -73,3 +73,16 @@ def test_openapi_schema_generates_without_warnings(tmp_path):
         "/api/v1/mcp/tools/{name}/execute",
     ):
         assert f"{path}:" in text
+
+
+def test_production_security_settings_take_effect(settings):
+    from django.test import Client
+
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    client = Client()  # a new handler reads the settings
+    redirect = client.get("/health")
+    assert redirect.status_code == 301 and redirect["Location"].startswith("https://")
+    secure = client.get("/health", secure=True)
+    assert secure["Strict-Transport-Security"] == "max-age=3600"
+    assert secure["X-Frame-Options"] == "DENY"
