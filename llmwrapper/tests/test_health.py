@@ -14,18 +14,24 @@ def test_health_reports_ok(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_health_reports_a_stopped_database(client):
-    original = dict(connection.settings_dict)
+    import copy
+
+    original = copy.deepcopy(connection.settings_dict)
     connection.close()
     if connection.vendor == "sqlite":
         connection.settings_dict["NAME"] = "/nonexistent-dir/db.sqlite3"
     else:
         connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": "1"})
+        connection.settings_dict["OPTIONS"].get("pool", {})["timeout"] = 1
+        connection.close_pool()  # a pool keeps the old server's connections
     try:
         response = client.get("/health")
     finally:
         connection.close()
         connection.settings_dict.clear()
         connection.settings_dict.update(original)
+        if connection.vendor == "postgresql":
+            connection.close_pool()
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "degraded"
