@@ -27,6 +27,7 @@ from chats.serializers import MessageSerializer, SendMessageSerializer
 from llmwrapper.api import paginated, principal
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.errors import ValidationFailedError
+from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -137,6 +138,8 @@ class SendMessageView(_SendBase):
 
 
 class StreamMessageView(_SendBase):
+    renderer_classes = STREAM_RENDERERS
+
     @extend_schema(
         request=SendMessageSerializer,
         parameters=[IDEMPOTENCY_HEADER],

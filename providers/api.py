@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from llmwrapper.api import StrictSerializer, principal
 from llmwrapper.async_views import AsyncAPIView
+from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
 from providers import gateway, services, wire
 from providers.errors import ProviderError
@@ -203,6 +204,8 @@ class CompleteView(AsyncAPIView):
 
 
 class StreamView(AsyncAPIView):
+    renderer_classes = STREAM_RENDERERS
+
     @extend_schema(
         request=CompletionRequestSerializer,
         responses={

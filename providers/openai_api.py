@@ -27,6 +27,7 @@ from rest_framework.response import Response
 from llmwrapper.api import principal
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.errors import ApplicationError
+from llmwrapper.renderers import STREAM_RENDERERS
 from providers import gateway, services, wire
 from providers.api import GenerationFieldsMixin, MessageInputSerializer
 from providers.errors import ProviderError
@@ -137,6 +138,8 @@ def resolve_model(model: str) -> gateway.Target:
 
 
 class _OpenAIView(AsyncAPIView):
+    renderer_classes = STREAM_RENDERERS
+
     def handle_exception(self, exc: Exception) -> Response:
         error = openai_error(exc)
         return Response(error.body(), status=error.status)

@@ -311,3 +311,24 @@ def test_client_disconnect_on_stream_closes_the_upstream_request(
     while not LlmCall.objects.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert LlmCall.objects.get().status == "interrupted"
+
+
+async def test_sse_clients_sending_accept_event_stream_are_served(llm_fakes, tenant):
+    _, client = tenant
+    llm_fakes.openai.enqueue(text="hi there", chunks=2)
+    response = await client.post(
+        "/api/v1/llm/stream",
+        ask("openai"),
+        content_type="application/json",
+        headers={"Accept": "text/event-stream"},
+    )
+    assert response.status_code == 200
+    assert [name for name, _ in await read_sse(response)][-1] == "message.completed"
+    refused = await client.post(
+        "/api/v1/llm/stream",
+        {"messages": []},
+        content_type="application/json",
+        headers={"Accept": "text/event-stream"},
+    )
+    assert refused.status_code == 400
+    assert refused.content.decode().startswith("event: error\ndata: ")
