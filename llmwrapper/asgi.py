@@ -11,11 +11,18 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from llmwrapper.observability.tracing import (  # noqa: E402
+    TracedAsgiApp,
+    configure_tracing_from_settings,
+)
 from llmwrapper.routing import websocket_urlpatterns  # noqa: E402
+
+# Off (nothing installed) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+configure_tracing_from_settings()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": TracedAsgiApp(django_asgi_app),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -65,6 +65,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 "Malformed Authorization header: use 'Bearer <key>'."
             )
         key = authenticate_raw_key(raw)
+        # For the request log (llmwrapper.observability), which sees Django's request.
+        request._request.api_key = key
         return Principal(key), key
 
     def authenticate_header(self, request: Request) -> str:

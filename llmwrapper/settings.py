@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "llmwrapper.observability.middleware.RequestObservabilityMiddleware",
     "llmwrapper.middleware.BodySizeLimitMiddleware",
     "tenants.limits.RateLimitHeadersMiddleware",
     "llmwrapper.middleware.SecurityHeadersMiddleware",
@@ -310,3 +311,27 @@ MCP_TIMEOUT = env.float("MCP_TIMEOUT", default=30.0)
 # OpenAI-compatible API: bare model names routed to "provider/model", e.g.
 # MODEL_ALIASES={"gpt-4o": "openai/gpt-4o", "claude": "anthropic/claude-sonnet-5"}
 MODEL_ALIASES = env.json("MODEL_ALIASES", default={})
+
+# Observability (llmwrapper.observability): request logs, /metrics and tracing.
+# Every log line is a JSON object (LOG_FORMAT=text for humans). Message contents and
+# request/response bodies are logged only with LOG_CONTENT=true, cut to
+# LOG_CONTENT_MAX_CHARS, with API keys and credential fields redacted.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOG_CONTENT = env.bool("LOG_CONTENT", default=False)
+LOG_CONTENT_MAX_CHARS = env.int("LOG_CONTENT_MAX_CHARS", default=2000)
+LOGGING["formatters"]["json"] = {"()": "llmwrapper.observability.logging.JsonFormatter"}
+LOGGING["handlers"]["console"]["formatter"] = "plain" if LOG_FORMAT == "text" else "json"
+# uvicorn's own lines (startup, shutdown, errors) in the same format once the app is
+# loaded; its access log is off, since the request log says more.
+LOGGING["loggers"]["uvicorn"] = {"handlers": ["console"], "level": "INFO", "propagate": False}
+LOGGING["loggers"]["uvicorn.access"] = {"handlers": [], "propagate": False}
+# GET /metrics: callers must come from METRICS_ALLOWED_IPS (IPs or CIDRs; empty or "*"
+# for any) and, when METRICS_TOKEN is set, send it as a Bearer token.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+# OpenTelemetry traces over OTLP (http/protobuf) when an endpoint is set; off otherwise;
+# TRACING_SAMPLE_RATIO of the requests are traced.
+# The exporter also reads the other OTEL_EXPORTER_OTLP_* variables (headers, timeout).
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="llmwrapper")
+TRACING_SAMPLE_RATIO = env.float("TRACING_SAMPLE_RATIO", default=1.0)
