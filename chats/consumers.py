@@ -33,6 +33,7 @@ from chats import conversation, fanout, selectors
 from chats.serializers import SendMessageSerializer
 from llmwrapper.auth import authenticate_raw_key, parse_bearer
 from llmwrapper.errors import ApplicationError, error_body
+from llmwrapper.observability.metrics import ACTIVE_STREAMS
 from providers.errors import ProviderError
 from tenants.limits import check_request
 
@@ -87,9 +88,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.current: asyncio.Task | None = None
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        ACTIVE_STREAMS.labels("websocket").inc()
         self.worker = asyncio.create_task(self._work())
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "worker"):  # counted once accepted
+            ACTIVE_STREAMS.labels("websocket").dec()
         # Stop the generation in progress: its partial text is kept as `interrupted`.
         for task in (getattr(self, "current", None), getattr(self, "worker", None)):
             if task is not None:

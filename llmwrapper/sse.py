@@ -9,6 +9,8 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
 
+from llmwrapper.observability.metrics import ACTIVE_STREAMS
+
 StreamItem = tuple[str, dict[str, Any]]
 
 
@@ -18,8 +20,10 @@ def encode(event: str, data: dict[str, Any]) -> bytes:
 
 
 async def _encoded(items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
-    async for event, data in items:
-        yield encode(event, data)
+    # Counted from the first pull to the end (or the client leaving): a stream now open.
+    with ACTIVE_STREAMS.labels("sse").track_inprogress():
+        async for event, data in items:
+            yield encode(event, data)
 
 
 def sse_response(

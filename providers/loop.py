@@ -15,6 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal, Protocol
 
+from llmwrapper.observability.genai import observe_provider_call
 from providers.errors import ProviderError
 from providers.retry import ProviderChain, RetryPolicy, stream_with_retries
 from providers.types import (
@@ -173,22 +174,31 @@ async def _one_round(
     usage = Usage()
     finish = "stop"
     stream = stream_with_retries(chain_for(request), policy)
-    async with aclosing(stream):
-        async for event in stream:
-            if isinstance(event, TextDelta):
-                if first_token_ms is None:
-                    first_token_ms = _ms_since(started)
-                parts.append(event.text)
-                yield event
-            elif isinstance(event, ToolCallComplete):
-                if first_token_ms is None:
-                    first_token_ms = _ms_since(started)
-                calls.append(event.call)
-                yield event
-            elif isinstance(event, UsageEvent):
-                usage = event.usage
-            elif isinstance(event, Finished):
-                finish = event.reason
+    # A span, metrics and the request log's figures for this call; a failure or the
+    # consumer closing this generator leaves the block with an exception.
+    with observe_provider_call(stream) as call:
+        async with aclosing(stream):
+            async for event in call.events(stream):
+                if isinstance(event, TextDelta):
+                    if first_token_ms is None:
+                        first_token_ms = _ms_since(started)
+                    parts.append(event.text)
+                    yield event
+                elif isinstance(event, ToolCallComplete):
+                    if first_token_ms is None:
+                        first_token_ms = _ms_since(started)
+                    calls.append(event.call)
+                    yield event
+                elif isinstance(event, UsageEvent):
+                    usage = event.usage
+                elif isinstance(event, Finished):
+                    finish = event.reason
+        call.complete(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            finish_reason=finish,
+            first_token_ms=first_token_ms,
+        )
     yield RoundCompleted(
         "".join(parts),
         tuple(calls),

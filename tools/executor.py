@@ -14,6 +14,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from llmwrapper.observability.genai import observe_tool_call
 from providers.loop import ToolOutcome
 from providers.types import ToolCall, ToolSpec
 from tenants.models import Subtenant
@@ -31,6 +32,7 @@ class _Entry:
     spec: ToolSpec
     run: Runner
     is_mcp: bool = False
+    kind: str = "function"  # builtin, function or mcp: a bounded label for metrics
 
 
 class ServerTools:
@@ -45,18 +47,24 @@ class ServerTools:
 
     async def execute(self, call: ToolCall) -> ToolOutcome:
         entry = self._entries[call.name]
-        if "_raw_arguments" in call.arguments:
-            return ToolOutcome("The arguments were not valid JSON.", is_error=True)
-        try:
-            value = await entry.run(call.arguments)
-        except ToolError as exc:
-            return ToolOutcome(f"{exc.type}: {exc.message}", is_error=True)
-        except McpError as exc:
-            return ToolOutcome(f"{exc.type}: {exc.message}", is_error=True)
-        if entry.is_mcp:
-            text = value.text or json.dumps(value.structured or value.content, default=str)
-            return ToolOutcome(text, is_error=value.is_error)
-        return ToolOutcome(result_text(value))
+        with observe_tool_call(name=call.name, call_id=call.id, kind=entry.kind) as observed:
+            if "_raw_arguments" in call.arguments:
+                observed.failed("invalid_arguments")
+                return ToolOutcome("The arguments were not valid JSON.", is_error=True)
+            try:
+                value = await entry.run(call.arguments)
+            except ToolError as exc:
+                observed.failed(exc.type)
+                return ToolOutcome(f"{exc.type}: {exc.message}", is_error=True)
+            except McpError as exc:
+                observed.failed(exc.type)
+                return ToolOutcome(f"{exc.type}: {exc.message}", is_error=True)
+            if entry.is_mcp:
+                text = value.text or json.dumps(value.structured or value.content, default=str)
+                if value.is_error:
+                    observed.failed("tool_error")
+                return ToolOutcome(text, is_error=value.is_error)
+            return ToolOutcome(result_text(value))
 
 
 def _catalog(subtenant: Subtenant, selection: list[str] | None) -> dict[str, _Entry]:
@@ -65,6 +73,7 @@ def _catalog(subtenant: Subtenant, selection: list[str] | None) -> dict[str, _En
         entries[name] = _Entry(
             ToolSpec(name, tool.description, tool.parameters),
             lambda args, tool=tool: runtime.run_builtin(tool, args),
+            kind="builtin",
         )
     for function in selectors.function_list(subtenant=subtenant):
         entries[function.name] = _Entry(
@@ -81,6 +90,7 @@ def _catalog(subtenant: Subtenant, selection: list[str] | None) -> dict[str, _En
                     server, name, args
                 ),
                 is_mcp=True,
+                kind="mcp",
             )
     if selection is not None:
         wanted = set(selection)
