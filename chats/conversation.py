@@ -30,6 +30,7 @@ from providers import services as provider_services
 from providers.errors import ProviderError
 from providers.loop import RoundCompleted, ToolResult, TurnCompleted, run_turn
 from providers.types import ChatRequest, TextDelta, ToolCallComplete, ToolSpec
+from tenants import limits
 from tenants.models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def _incoming_messages(chat: Chat, send: SendInput) -> list[dict[str, Any]]:
 
 
 def _prepare(chat: Chat, key: ApiKey, send: SendInput) -> Turn:
-    provider_services.ensure_llm_allowed(chat.subtenant)
+    limits.check_tokens(chat.subtenant)
     # Resolve and check the provider before anything is written, so a bad provider or
     # a missing key is a plain 400 with nothing half-stored.
     target = gateway.resolve_target(

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -173,7 +172,7 @@ class ChatCompletionsView(_OpenAIView):
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
         subtenant = _subtenant(request)
-        await sync_to_async(services.ensure_llm_allowed)(subtenant)
+        await services.ensure_llm_allowed(subtenant)
         target = resolve_model(fields["model"])
         registry = gateway.registry()
         registry.get(target.provider)  # not configured: a clear 400 before anything starts

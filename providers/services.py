@@ -99,9 +99,10 @@ def _store(subtenant: Subtenant, records: list[LlmCall]) -> None:
     limits.record_tokens(subtenant, sum(r.input_tokens + r.output_tokens for r in records))
 
 
-def ensure_llm_allowed(subtenant: Subtenant) -> None:
+async def ensure_llm_allowed(subtenant: Subtenant) -> None:
     """Raise 429 when the subtenant's tokens per minute or its budget are used up."""
-    limits.check_tokens(subtenant)
+    if limits.token_checks_needed(subtenant):
+        await sync_to_async(limits.check_tokens)(subtenant)
 
 
 @dataclass

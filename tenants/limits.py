@@ -87,6 +87,13 @@ def check_request(key: ApiKey) -> counters.Decision | None:
     return min(decisions, key=lambda d: d.remaining, default=None)
 
 
+def token_checks_needed(subtenant: Subtenant) -> bool:
+    """Whether `check_tokens` has anything to look at (no I/O)."""
+    return bool(_limit(subtenant.rate_limit_tpm, settings.RATE_LIMIT_TPM)) or (
+        subtenant.token_budget is not None
+    )
+
+
 def check_tokens(subtenant: Subtenant) -> None:
     """Refuse a new LLM call when the minute's tokens or the period's budget are used up."""
     tpm = _limit(subtenant.rate_limit_tpm, settings.RATE_LIMIT_TPM)
