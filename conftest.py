@@ -200,3 +200,12 @@ def app_process(transactional_db):
     for process in processes:
         process.terminate()
         process.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def _call_records_stored():
+    """Each test's call records are stored before the next test cleans the database."""
+    yield
+    from providers.records import wait_idle
+
+    wait_idle()

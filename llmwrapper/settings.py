@@ -271,6 +271,10 @@ CHAT_HISTORY_MAX_MESSAGES = env.int("CHAT_HISTORY_MAX_MESSAGES", default=100)
 CHAT_CONTEXT_MAX_TOKENS = env.int("CHAT_CONTEXT_MAX_TOKENS", default=16_000)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
+# LLM call records are stored by a background thread, off the request path (false:
+# before the response is sent).
+CALL_RECORDS_IN_BACKGROUND = env.bool("CALL_RECORDS_IN_BACKGROUND", default=True)
+
 # The tool loop.
 TOOL_MAX_ROUNDS = env.int("TOOL_MAX_ROUNDS", default=5)
 TOOL_TIMEOUT = env.float("TOOL_TIMEOUT", default=30.0)

@@ -12,6 +12,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from providers import gateway, wire
+from providers import records as call_records
 from providers.errors import ProviderError
 from providers.loop import RoundCompleted, ToolExecutor, ToolResult, TurnCompleted, run_turn
 from providers.models import LlmCall
@@ -87,16 +88,15 @@ class CallContext:
         )
 
     async def flush(self) -> None:
-        """Write the records and count their tokens against the subtenant's limits;
-        shielded so a client disconnect cannot lose them."""
+        """Hand the records to the background writer (or write them now, shielded so a
+        client disconnect cannot lose them); their tokens count against the limits."""
         records, self.records = self.records, []
-        if records:
-            await asyncio.shield(sync_to_async(_store)(self.subtenant, records))
-
-
-def _store(subtenant: Subtenant, records: list[LlmCall]) -> None:
-    LlmCall.objects.bulk_create(records)
-    limits.record_tokens(subtenant, sum(r.input_tokens + r.output_tokens for r in records))
+        if not records:
+            return
+        if call_records.in_background():
+            call_records.writer().submit(records)
+        else:
+            await asyncio.shield(sync_to_async(call_records.store)(records, limits.record_tokens))
 
 
 async def ensure_llm_allowed(subtenant: Subtenant) -> None:

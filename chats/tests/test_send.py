@@ -13,6 +13,7 @@ from chats.models import Chat, Message
 from conftest import async_client_for, client_for, read_sse
 from memories.models import Memory
 from providers.models import LlmCall
+from providers.records import wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,6 +57,7 @@ async def test_sync_send_persists_user_and_assistant_messages_with_usage(setup):
     assistant = stored[1]
     assert (assistant.input_tokens, assistant.output_tokens) == (7, 2)
     assert assistant.latency_ms is not None and assistant.provider == "openai"
+    wait_idle()  # call records are stored in the background
     assert await LlmCall.objects.filter(chat_id=chat.id, status="ok").acount() == 1
 
 

@@ -5,6 +5,7 @@ from asgiref.sync import sync_to_async
 
 from conftest import async_client_for, read_sse
 from providers.models import LlmCall
+from providers.records import wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,6 +48,7 @@ async def test_completion_returns_text_and_usage_and_is_recorded(llm_fakes, tena
     assert "Hello there" in str(sent)
     assert "0.3" in str(sent) and "50" in str(sent)
 
+    wait_idle()  # call records are stored in the background
     call = await LlmCall.objects.aget(subtenant=subtenant)
     assert (call.provider, call.status, call.input_tokens, call.output_tokens) == (
         provider,
@@ -149,6 +151,7 @@ async def test_server_errors_exhausting_retries_answer_502_with_upstream_status(
     assert error["details"]["provider"] == "openai"
     assert error["details"]["upstream_status"] == 500
     assert len(llm_fakes.openai.chat_requests()) == 3
+    wait_idle()
     call = await LlmCall.objects.aget()
     assert call.status == "error" and call.upstream_status == 500
 
@@ -181,6 +184,7 @@ async def test_stream_cut_off_midway_ends_with_an_error_event(llm_fakes, tenant)
     assert names[-1] == "error"
     assert "message.completed" not in names
     assert events[-1][1]["details"]["provider"] == "openai"
+    wait_idle()
     call = await LlmCall.objects.aget()
     assert call.status == "error"
 
@@ -234,6 +238,7 @@ async def test_admin_key_must_name_a_subtenant(llm_fakes, admin_key, make_tenant
         client, "/api/v1/llm/complete", ask("openai", subtenant=str(subtenant.id))
     )
     assert response.status_code == 200
+    wait_idle()
     assert await LlmCall.objects.filter(subtenant=subtenant).acount() == 1
 
 

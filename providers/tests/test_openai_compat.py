@@ -7,6 +7,7 @@ import pytest
 
 from chats.models import Chat, Message
 from providers.models import LlmCall
+from providers.records import wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,6 +36,7 @@ def test_completion(sdk):
     assert completion.model == "openai/gpt-4o-mini"
     sent = fakes.openai.chat_requests()[-1].body
     assert sent["model"] == "gpt-4o-mini" and sent["temperature"] == 0.5 and sent["stop"] == ["END"]
+    wait_idle()  # call records are stored in the background
     call = LlmCall.objects.get(subtenant=subtenant)
     assert (call.source, call.input_tokens, call.output_tokens) == ("openai_compat", 5, 3)
 

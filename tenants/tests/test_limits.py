@@ -9,6 +9,7 @@ from django.conf import settings as django_settings
 from chats.models import Chat
 from conftest import client_for
 from providers.models import LlmCall
+from providers.records import wait_idle
 from tenants.models import TokenUsage
 from tenants.services import api_key_create
 
@@ -71,6 +72,7 @@ def test_tokens_per_minute_are_limited(make_tenant, llm_fakes):
     llm_fakes.openai.enqueue(text="y", usage=(1, 1))  # reaches 11
     assert ask(client, chat).status_code == 200
     assert ask(client, chat).status_code == 200
+    wait_idle()  # tokens are counted as the call records are stored
     refused = ask(client, chat)
     assert refused.status_code == 429
     assert refused.json()["error"]["details"]["unit"] == "tokens"
@@ -83,12 +85,14 @@ def test_budget_exhaustion_refuses_further_calls(make_tenant, llm_fakes):
     chat = Chat.objects.create(subtenant=subtenant, provider="openai")
     llm_fakes.openai.enqueue(text="a", usage=(6, 6)).enqueue(text="b", usage=(5, 5))
     assert ask(client, chat).status_code == 200
+    wait_idle()
     direct = client.post(
         "/api/v1/llm/complete",
         {"provider": "openai", "messages": [{"role": "user", "content": "x"}]},
         format="json",
     )
     assert direct.status_code == 200
+    wait_idle()  # tokens are counted as the call records are stored
     assert TokenUsage.objects.get(subtenant=subtenant).tokens == 22
     for refused in (
         ask(client, chat),
@@ -119,6 +123,7 @@ def test_usage_report_totals_equal_the_recorded_calls(make_tenant, llm_fakes, ad
     )
     ask(client, chat)
     report = client.get(f"/api/v1/subtenants/{subtenant.id}/usage").json()
+    wait_idle()
     calls = LlmCall.objects.filter(subtenant=subtenant)
     assert report["totals"]["calls"] == calls.count() == 3
     assert report["totals"]["errors"] == 1
