@@ -254,7 +254,9 @@ class _Progress:
         )
 
 
-async def turn_events(turn: Turn, *, origin: str | None = None) -> AsyncIterator[tuple[str, dict]]:
+async def turn_events(
+    turn: Turn, *, origin: str | None = None, streaming: bool = True
+) -> AsyncIterator[tuple[str, dict]]:
     """The events of one turn (see the module docstring); `origin` tags fan-out."""
     progress = _Progress(turn)
     chat_id = turn.chat.id
@@ -281,7 +283,7 @@ async def turn_events(turn: Turn, *, origin: str | None = None) -> AsyncIterator
             turn.request,
             chain_for=gateway.chain_factory(turn.target, turn.fallbacks),
             executor=turn.executor,
-            options=gateway.turn_options(),
+            options=gateway.turn_options(streaming=streaming),
         )
         async with aclosing(events):
             async for event in events:

@@ -129,6 +129,7 @@ class SendMessageView(_SendBase):
         turn = await self._turn(request, chat, send, record)
         result: dict[str, Any] = {}
         status = 200
+        # Streamed from the vendor even here: viewers of the chat watch it arrive.
         async for name, data in _remember(conversation.turn_events(turn), record):
             if name == "message.completed":
                 result = data

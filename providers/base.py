@@ -7,7 +7,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from providers.types import ChatRequest, ChatResult, StreamEvent, collect
+from providers.types import (
+    ChatRequest,
+    ChatResult,
+    Finished,
+    StreamEvent,
+    TextDelta,
+    ToolCallComplete,
+    UsageEvent,
+    collect,
+)
 
 ProviderKind = Literal["openai", "anthropic", "ollama", "openai_compatible"]
 
@@ -62,6 +71,17 @@ class Provider(abc.ABC):
         return await collect(
             self.stream(request), provider=self.name, model=self.model_for(request)
         )
+
+    async def result_events(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """`complete()` as events, for callers that do not relay a stream: one
+        non-streaming vendor call is cheaper than parsing a stream of chunks."""
+        result = await self.complete(request)
+        if result.text:
+            yield TextDelta(result.text)
+        for call in result.tool_calls:
+            yield ToolCallComplete(call)
+        yield UsageEvent(result.usage)
+        yield Finished(result.finish_reason)  # type: ignore[arg-type]
 
     async def list_models(self) -> list[str]:
         return [self.default_model] if self.default_model else []

@@ -141,8 +141,9 @@ def default_fallbacks() -> list[Target]:
     return parse_targets(settings.LLM_FALLBACKS)
 
 
-def turn_options() -> TurnOptions:
+def turn_options(*, streaming: bool = True) -> TurnOptions:
     return TurnOptions(
+        streaming=streaming,
         max_rounds=settings.TOOL_MAX_ROUNDS,
         tool_timeout_s=settings.TOOL_TIMEOUT,
         max_result_chars=settings.TOOL_MAX_RESULT_CHARS,

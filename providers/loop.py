@@ -90,6 +90,8 @@ ChainFactory = Callable[[ChatRequest], ProviderChain]
 
 @dataclass
 class TurnOptions:
+    # False when nobody relays the stream (sync transports): non-streaming vendor calls.
+    streaming: bool = True
     max_rounds: int = 5
     tool_timeout_s: float = 30.0
     max_result_chars: int = 16_000
@@ -116,7 +118,7 @@ async def run_turn(
     total = Usage()
     for round_number in range(1, options.max_rounds + 1):
         round_ = None
-        async for event in _one_round(request, chain_for, options.policy):
+        async for event in _one_round(request, chain_for, options.policy, options.streaming):
             if isinstance(event, RoundCompleted):
                 round_ = event
             yield event
@@ -165,7 +167,7 @@ async def run_turn(
 
 
 async def _one_round(
-    request: ChatRequest, chain_for: ChainFactory, policy: RetryPolicy
+    request: ChatRequest, chain_for: ChainFactory, policy: RetryPolicy, streaming: bool = True
 ) -> AsyncIterator[LoopEvent]:
     started = time.perf_counter()
     first_token_ms: int | None = None
@@ -173,7 +175,7 @@ async def _one_round(
     calls: list[ToolCall] = []
     usage = Usage()
     finish = "stop"
-    stream = stream_with_retries(chain_for(request), policy)
+    stream = stream_with_retries(chain_for(request), policy, streaming=streaming)
     # A span, metrics and the request log's figures for this call; a failure or the
     # consumer closing this generator leaves the block with an exception.
     with observe_provider_call(stream) as call:

@@ -231,12 +231,12 @@ class _Completion:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
 
-    def _events(self):  # type: ignore[no-untyped-def]
+    def _events(self, *, streaming: bool):  # type: ignore[no-untyped-def]
         return run_turn(
             self.request,
             chain_for=gateway.chain_factory(self.target, self.fallbacks),
             executor=self.executor,
-            options=gateway.turn_options(),
+            options=gateway.turn_options(streaming=streaming),
         )
 
     async def body(self) -> dict[str, Any]:
@@ -244,7 +244,7 @@ class _Completion:
         turn: TurnCompleted | None = None
         started = time.perf_counter()
         try:
-            async for event in self._events():
+            async for event in self._events(streaming=False):
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                 elif isinstance(event, RoundCompleted):
@@ -282,7 +282,7 @@ class _Completion:
         status, failure, started = "interrupted", None, time.perf_counter()
         try:
             tool_index = 0
-            async for event in self._events():
+            async for event in self._events(streaming=True):
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                     yield self._chunk({"content": event.text})

@@ -82,10 +82,14 @@ async def _pause(
 class ResilientStream:
     """Events from the first provider of the chain that manages to answer."""
 
-    def __init__(self, chain: ProviderChain, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, chain: ProviderChain, policy: RetryPolicy | None = None, *, streaming: bool = True
+    ) -> None:
         if not chain:
             raise ValueError("stream_with_retries needs at least one provider")
         self.chain = list(chain)
+        # Not streaming: each provider answers with one non-streaming call, as events.
+        self.streaming = streaming
         self.policy = policy or RetryPolicy()
         self.provider: str | None = None
         self.model: str | None = None
@@ -110,7 +114,8 @@ class ResilientStream:
                 self.attempts += 1
                 delivered = finished = False
                 try:
-                    async with aclosing(provider.stream(request)) as events:
+                    source = provider.stream if self.streaming else provider.result_events
+                    async with aclosing(source(request)) as events:
                         async for event in events:
                             if not delivered:
                                 self.provider = provider.name
@@ -139,10 +144,10 @@ class ResilientStream:
 
 
 def stream_with_retries(
-    provider_chain: ProviderChain, policy: RetryPolicy | None = None
+    provider_chain: ProviderChain, policy: RetryPolicy | None = None, *, streaming: bool = True
 ) -> ResilientStream:
     """Stream from the first provider that answers; see the module docstring."""
-    return ResilientStream(provider_chain, policy)
+    return ResilientStream(provider_chain, policy, streaming=streaming)
 
 
 async def complete_with_retries(

@@ -115,7 +115,7 @@ class DirectCall:
 
 
 async def direct_events(
-    call: DirectCall, *, raise_errors: bool = False
+    call: DirectCall, *, raise_errors: bool = False, streaming: bool = True
 ) -> AsyncIterator[tuple[str, dict]]:
     """The event sequence of one direct call; SSE sends it, the sync view collects it.
 
@@ -137,7 +137,7 @@ async def direct_events(
             call.request,
             chain_for=gateway.chain_factory(call.target, call.fallbacks),
             executor=call.executor,
-            options=gateway.turn_options(),
+            options=gateway.turn_options(streaming=streaming),
         )
         async for event in events:
             if isinstance(event, TextDelta):
@@ -174,7 +174,7 @@ async def direct_complete(call: DirectCall) -> dict[str, Any]:
     tool_calls: list[dict] = []
     tool_results: list[dict] = []
     completed: dict[str, Any] = {}
-    async for name, data in direct_events(call, raise_errors=True):
+    async for name, data in direct_events(call, raise_errors=True, streaming=False):
         if name == "tool_call":
             tool_calls.append(data)
         elif name == "tool_result":
