@@ -132,10 +132,12 @@ class _Exchange:
             outcome = "failed"
             raise
         finally:
-            aclose = getattr(content, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            self.finish(status, method, route, stream=outcome, response_body=captured.text())
+            try:
+                aclose = getattr(content, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            finally:
+                self.finish(status, method, route, stream=outcome, response_body=captured.text())
 
     def _sync_stream(
         self, content: Iterator[bytes], status: int, method: str, route: str

@@ -4,7 +4,9 @@ import json
 import logging
 import re
 import sys
+import time
 
+import httpx
 import pytest
 
 from chats.models import Chat
@@ -107,6 +109,31 @@ async def test_streamed_request_is_logged_when_its_stream_ends(tenant_chat, logs
     assert line["stream"] == "completed"
     assert (line["provider"], line["input_tokens"], line["output_tokens"]) == ("openai", 5, 3)
     assert SECRET_QUESTION not in all_output(logs)
+
+
+def test_stream_left_early_is_logged_as_interrupted(tenant_chat, logs, live_server_url):
+    _, _, raw, chat, fakes = tenant_chat
+    fakes.openai.enqueue(text="a b c d e f g h", chunks=8, chunk_delay=0.1)
+    with (
+        httpx.Client(base_url=live_server_url, timeout=10) as http,
+        http.stream(
+            "POST",
+            f"/api/v1/chats/{chat.id}/messages/stream",
+            json={"content": "go"},
+            headers={"Authorization": f"Bearer {raw}"},
+        ) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("event: delta"):
+                break  # the model is answering: the client goes away
+    deadline = time.monotonic() + 5
+    while not request_lines(logs) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    [line] = request_lines(logs)
+    assert line["stream"] == "interrupted"
+    assert line["llm_error"] == "cancelled"
+    assert line["status"] == 200
 
 
 async def test_tool_loop_sums_the_tokens_of_every_round(tenant_chat, logs):
