@@ -339,3 +339,5 @@ METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1
 OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="llmwrapper")
 TRACING_SAMPLE_RATIO = env.float("TRACING_SAMPLE_RATIO", default=1.0)
+# Seconds a process keeps a subtenant's list of server-side tools (0 = read it each time).
+TOOL_CATALOG_CACHE_SECONDS = env.float("TOOL_CATALOG_CACHE_SECONDS", default=5.0)

@@ -8,11 +8,13 @@ tool becomes an error result the model can read, never a failed request.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from llmwrapper.observability.genai import observe_tool_call
 from providers.loop import ToolOutcome
@@ -67,7 +69,31 @@ class ServerTools:
             return ToolOutcome(result_text(value))
 
 
-def _catalog(subtenant: Subtenant, selection: list[str] | None) -> dict[str, _Entry]:
+# Each subtenant's catalog, kept for TOOL_CATALOG_CACHE_SECONDS so that offering tools
+# costs no query per request. Registering or removing a tool in this process empties
+# it at once; other processes see the change within the cache time.
+_cache: dict[object, tuple[float, dict[str, _Entry]]] = {}
+
+
+def catalog_changed() -> None:
+    _cache.clear()
+
+
+def _catalog(subtenant: Subtenant) -> dict[str, _Entry]:
+    ttl = settings.TOOL_CATALOG_CACHE_SECONDS
+    cached = _cache.get(subtenant.pk)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    entries = _load_catalog(subtenant)
+    if ttl > 0:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[subtenant.pk] = (now + ttl, entries)
+    return entries
+
+
+def _load_catalog(subtenant: Subtenant) -> dict[str, _Entry]:
     entries: dict[str, _Entry] = {}
     for name, tool in BUILTINS.items():
         entries[name] = _Entry(
@@ -92,12 +118,16 @@ def _catalog(subtenant: Subtenant, selection: list[str] | None) -> dict[str, _En
                 is_mcp=True,
                 kind="mcp",
             )
-    if selection is not None:
-        wanted = set(selection)
-        entries = {name: entry for name, entry in entries.items() if name in wanted}
     return entries
 
 
 async def executor_for(*, subtenant: Subtenant, selection: list[str] | None) -> ServerTools | None:
-    entries = await sync_to_async(_catalog)(subtenant, selection)
+    cached = _cache.get(subtenant.pk)
+    if cached is not None and cached[0] > time.monotonic():
+        entries = cached[1]  # no thread hop when the catalog is at hand
+    else:
+        entries = await sync_to_async(_catalog)(subtenant)
+    if selection is not None:
+        wanted = set(selection)
+        entries = {name: entry for name, entry in entries.items() if name in wanted}
     return ServerTools(entries) if entries else None

@@ -26,6 +26,13 @@ from tools.mcp.errors import McpConfigError
 from tools.models import Function, McpServer
 
 
+def catalog_changed() -> None:
+    """Tools were added or removed: offer the new set from the next request on."""
+    from tools.executor import catalog_changed as clear
+
+    clear()
+
+
 def function_register(*, key: ApiKey, owner: Subtenant | None, data: dict[str, Any]) -> Function:
     """Store a function; `data` is validated by the API serializer."""
     name = data["name"]
@@ -40,6 +47,7 @@ def function_register(*, key: ApiKey, owner: Subtenant | None, data: dict[str, A
     else:
         netguard.check_url(data["url"], runtime.outbound_policy(data["url"]))
         kind = Function.Kind.WEBHOOK
+    catalog_changed()
     try:
         with transaction.atomic():
             return Function.objects.create(
@@ -65,6 +73,7 @@ def function_delete(*, owner: Subtenant | None, name: str) -> None:
     if name in BUILTINS:
         raise PermissionDeniedError(f"'{name}' is a built-in function and cannot be removed.")
     selectors.function_owned(subtenant=owner, name=name).delete()
+    catalog_changed()
 
 
 async def function_execute(*, subtenant: Subtenant | None, name: str, arguments: dict) -> Any:
@@ -103,6 +112,7 @@ async def mcp_server_register(
         "headers": dict(config.headers) or None,
         "env": dict(config.env) if config.env else None,
     }
+    catalog_changed()
     try:
         return await McpServer.objects.acreate(
             subtenant=owner,
@@ -130,6 +140,7 @@ async def mcp_server_delete(*, owner: Subtenant | None, name: str) -> None:
     server = await sync_to_async(selectors.mcp_server_owned)(subtenant=owner, name=name)
     await runtime.mcp_manager().close(runtime.mcp_config(server))
     await server.adelete()
+    catalog_changed()
 
 
 async def mcp_tools_refresh(server: McpServer) -> list[dict[str, Any]]:
@@ -144,6 +155,8 @@ async def mcp_tools_refresh(server: McpServer) -> list[dict[str, Any]]:
         server.status, server.last_error = McpServer.Status.ERROR, exc.message
         await server.asave(update_fields=["status", "last_error", "updated_at"])
         return server.tools
+    if tools != server.tools:
+        catalog_changed()
     server.status, server.last_error, server.tools = McpServer.Status.CONNECTED, "", tools
     server.last_checked_at = timezone.now()
     await server.asave(
