@@ -155,10 +155,13 @@ def _instrument_libraries(provider: Any) -> list[Any]:
 
 
 class _SkipOrphanClientSpans:
-    """Drop database and Redis spans that belong to no request.
+    """Drop outgoing calls (database, Redis, HTTP) that belong to no request.
 
-    The channel layer polls Redis in the background and connections are checked outside
-    requests; as root spans those would be most of the traces and tell nothing.
+    The channel layer polls Redis in the background, and connections are checked and
+    kept alive outside requests; as traces of their own those would outnumber the
+    requests and tell nothing. Our model-call spans are kept: a WebSocket turn has no
+    request span above them. (The instrumentations set a span's attributes only once it
+    has started, so the kind is what the sampler can go by.)
     """
 
     def __init__(self, delegate: Any) -> None:
@@ -166,8 +169,9 @@ class _SkipOrphanClientSpans:
 
     def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, **kw):  # type: ignore[no-untyped-def]
         from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
+        from opentelemetry.trace import SpanKind
 
-        if attributes and ("db.system" in attributes or "db.system.name" in attributes):
+        if kind == SpanKind.CLIENT and not (attributes and "gen_ai.operation.name" in attributes):
             return SamplingResult(Decision.DROP)
         return self._delegate.should_sample(
             parent_context, trace_id, name, kind=kind, attributes=attributes, **kw

@@ -4,6 +4,7 @@ import time
 
 import httpx
 import pytest
+from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -23,11 +24,19 @@ def spans():
     tracing.shutdown_tracing()
 
 
+class UntracedClient(httpx.Client):
+    """The test's own requests, kept out of the traces: each request starts its own."""
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        with suppress_http_instrumentation():
+            return super().send(request, **kwargs)
+
+
 @pytest.fixture
 def served_chat(make_tenant, llm_fakes, live_server_url):
     subtenant, raw, _ = make_tenant("acme")
     chat = Chat.objects.create(subtenant=subtenant, provider="openai")
-    client = httpx.Client(
+    client = UntracedClient(
         base_url=live_server_url, headers={"Authorization": f"Bearer {raw}"}, timeout=10
     )
     with client:
@@ -56,6 +65,15 @@ def test_http_request_gets_a_server_span_named_after_its_route(spans, served_cha
         server.attributes.get("http.response.status_code"),
         server.attributes.get("http.status_code"),
     )
+
+
+def test_server_span_continues_the_callers_trace(spans, served_chat):
+    chat, client, _ = served_chat
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert client.get(f"/api/v1/chats/{chat.id}", headers={"traceparent": caller}).is_success
+    [server] = finished(spans, "GET /api/v1/chats/{pk}")
+    assert server.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert server.parent.span_id == 0xB7AD6B7169203331
 
 
 def test_provider_call_span_has_genai_attributes_and_the_sdks_http_call_inside(spans, served_chat):
@@ -166,3 +184,12 @@ def test_configuring_twice_installs_once_and_adds_the_processor(spans, served_ch
     client.get(f"/api/v1/chats/{chat.id}")
     assert finished(spans, "GET /api/v1/chats/{pk}")
     assert finished(second, "GET /api/v1/chats/{pk}")
+
+
+def test_outgoing_calls_outside_any_request_are_not_traced(spans, llm_fakes):
+    url = f"{llm_fakes.openai.base_url}/models"
+    httpx.get(url, timeout=5)  # e.g. a background poll: no request above it
+    assert spans.get_finished_spans() == ()
+    with tracing.tracer().start_as_current_span("a request"):
+        httpx.get(url, timeout=5)
+    assert [s.name for s in spans.get_finished_spans()] == ["GET", "a request"]
