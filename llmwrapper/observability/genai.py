@@ -21,13 +21,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from llmwrapper.observability import metrics, tracing
 from llmwrapper.observability.context import LlmCallNote, note_llm_call
 
-# gen_ai.provider.name for each provider kind; other kinds are reported as they are.
-_GENAI_PROVIDER = {"ollama": "ollama", "openai": "openai", "anthropic": "anthropic"}
-
 
 def _provider_kind(provider: Any) -> str:
-    kind = getattr(getattr(provider, "config", None), "kind", "") or provider.name
-    return _GENAI_PROVIDER.get(kind, kind)
+    """gen_ai.provider.name: the vendor behind a provider (openai, anthropic, ollama,
+    openai_compatible), where `llmwrapper.provider` is its configured name."""
+    return getattr(getattr(provider, "config", None), "kind", "") or provider.name
 
 
 class ProviderCall:
