@@ -7,6 +7,9 @@ asyncio streams, sending one request at a time and at most one every `interval` 
 It stays far from saturating a core (it is one connection, paced), so its timings are the
 server's, not the client's. At a concurrency c > 1, wrk holds the other c - 1 streams open
 while the probe measures.
+
+A `Call` may name several paths (say one per chat of a pool): wrk and the probe then send
+to each in turn, so no single resource grows with every request of a run.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -40,6 +44,11 @@ class Call:
     headers: dict[str, str] = field(default_factory=dict)
     expect: bytes = b""  # must appear in a successful answer
     first_token: bytes | None = None  # regex marking the first token of a streamed answer
+    paths: tuple[str, ...] = ()  # when given, requests go to each in turn (`path` unused)
+
+    @property
+    def all_paths(self) -> tuple[str, ...]:
+        return self.paths or (self.path,)
 
     def body_bytes(self) -> bytes:
         return json.dumps(self.body, separators=(",", ":")).encode()
@@ -107,6 +116,12 @@ def _wrk_env(call: Call, workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["BENCH_BODY_FILE"] = str(body_file)
     env["BENCH_AUTHORIZATION"] = call.headers.get("Authorization", "")
+    env.pop("BENCH_PATHS_FILE", None)
+    if len(call.all_paths) > 1:
+        listing = "\n".join(call.all_paths).encode() + b"\n"
+        paths_file = workdir / f"paths-{hashlib.sha256(listing).hexdigest()[:16]}.txt"
+        paths_file.write_bytes(listing)
+        env["BENCH_PATHS_FILE"] = str(paths_file)
     return env
 
 
@@ -233,14 +248,17 @@ async def _probe(
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     body = call.body_bytes()
-    lines = [
-        f"POST {call.path} HTTP/1.1",
-        f"Host: {host}:{port}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        *(f"{name}: {value}" for name, value in call.headers.items()),
-    ]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    requests = []
+    for path in call.all_paths:
+        lines = [
+            f"POST {path} HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            *(f"{name}: {value}" for name, value in call.headers.items()),
+        ]
+        requests.append(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    turn = itertools.cycle(requests)
     marker = re.compile(call.first_token or b".")
     samples: list[_Sample] = []
     errors = 0
@@ -260,7 +278,7 @@ async def _probe(
                     connection = await connect()
                 try:
                     sample = await asyncio.wait_for(
-                        _exchange(*connection, request, marker), timeout=60
+                        _exchange(*connection, next(turn), marker), timeout=60
                     )
                 except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
                     errors += 1

@@ -2,13 +2,15 @@
 
     python bench/run.py                       # defaults: 10 s per phase, concurrency 1 and 32
     python bench/run.py --duration 5 --concurrency 1,8,32 --workers 4
+    python bench/run.py --scenarios all --compare-litellm --duration 6   # everything
 
 Starts a fake OpenAI upstream, migrates a throwaway SQLite database, creates a subtenant
-and an API key, starts the gateway under uvicorn (httptools + uvloop), then for each
-scenario and concurrency loads the direct upstream and the gateway in turn with wrk, and
-probes time to first token of streamed answers. Prints Markdown tables and writes them to
-bench/results/latest.md (raw figures in latest.json). Every process it starts is stopped
-on exit, Ctrl-C or error. See bench/README.md.
+and an API key, starts the gateway under uvicorn (httptools + uvloop) and, with
+--compare-litellm, LiteLLM's proxy from its own virtualenv (created on first use), then
+for each scenario and concurrency loads the direct upstream and each system in turn with
+wrk, and probes time to first token of streamed answers. Prints Markdown tables and
+writes them to bench/results/latest.md (raw figures in latest.json). Every process it
+starts is stopped on exit, Ctrl-C or error. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -31,10 +33,18 @@ from pathlib import Path
 
 from load import Call, WrkResult, background_wrk, probe, require_wrk, run_wrk
 from report import Measurement, Results, markdown
-from scenarios import SCENARIOS, Scenario
-from stack import BENCH, Stack, StackConfig
+from scenarios import DEFAULT_SCENARIOS, SCENARIOS, Scenario
+from stack import BENCH, REPO, MemoryPeak, Stack, StackConfig
 
 RESULTS = BENCH / "results"
+DEFAULT_CONCURRENCY = (1, 32)
+
+# LiteLLM's proxy, for --compare-litellm: installed into a virtualenv of its own, never
+# into the project's. Pinned: the newest release whose `proxy` extra resolves here.
+# httptools as well, so that its uvicorn parses HTTP with the same C parser as the
+# gateway's (without it uvicorn falls back to a much slower pure-Python parser).
+LITELLM_VENV = BENCH / ".litellm-venv"
+LITELLM_REQUIREMENTS = ("litellm[proxy]==1.108.7", "httptools==0.9.0")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,14 +56,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per call")
     parser.add_argument(
         "--concurrency",
-        default="1,32",
-        help="comma-separated numbers of concurrent connections (default 1,32)",
+        default=None,
+        help="comma-separated numbers of concurrent connections, for every scenario "
+        "(default: each scenario's own levels, else 1,32)",
     )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (default 2)")
     parser.add_argument(
         "--scenarios",
-        default=",".join(SCENARIOS),
-        help=f"comma-separated, from: {', '.join(SCENARIOS)}",
+        default=",".join(DEFAULT_SCENARIOS),
+        help=f"comma-separated, or 'all', from: {', '.join(SCENARIOS)} "
+        f"(default {','.join(DEFAULT_SCENARIOS)})",
+    )
+    parser.add_argument(
+        "--compare-litellm",
+        action="store_true",
+        help="also run LiteLLM's proxy (2 workers, no database) in front of the same "
+        "upstream; the compat scenarios load it",
+    )
+    parser.add_argument(
+        "--litellm-venv",
+        type=Path,
+        default=LITELLM_VENV,
+        help=f"LiteLLM's virtualenv, created if missing (default {LITELLM_VENV})",
     )
     parser.add_argument(
         "--python",
@@ -80,15 +104,79 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     args = parser.parse_args(argv)
-    args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    if args.concurrency is not None:
+        args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if names == ["all"]:
+        names = list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
-        parser.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+        parser.error(f"unknown scenarios {unknown}; known: all, {', '.join(SCENARIOS)}")
     args.scenarios = [SCENARIOS[n] for n in names]
-    if any(c < 1 for c in args.concurrency) or args.duration <= 0:
+    if any(c < 1 for c in args.concurrency or [1]) or args.duration <= 0:
         parser.error("concurrency must be >= 1 and duration > 0")
     return args
+
+
+def levels(args: argparse.Namespace, scenario: Scenario) -> list[int]:
+    """Concurrency levels of a scenario: --concurrency, else its own, else 1 and 32."""
+    return list(args.concurrency or scenario.concurrency or DEFAULT_CONCURRENCY)
+
+
+def ensure_litellm(venv: Path) -> Path:
+    """LiteLLM's proxy in its own virtualenv (`python -m venv` + pip); its bin/ dir."""
+    marker = venv / ".bench-requirements"
+    wanted = " ".join(LITELLM_REQUIREMENTS)
+    bin_dir = venv / "bin"
+    if marker.exists() and marker.read_text().strip() == wanted:
+        return bin_dir
+    if not (bin_dir / "python").exists():
+        log(f"creating {venv}")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    log(f"installing {wanted} into {venv} (a few minutes the first time)")
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", *LITELLM_REQUIREMENTS],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if result.returncode != 0:
+        errors = [line for line in result.stderr.splitlines() if not line.startswith("WARNING")]
+        raise SystemExit(
+            f"could not install LiteLLM's proxy into {venv}:\n" + "\n".join(errors[-15:])
+        )
+    marker.write_text(wanted + "\n")
+    return bin_dir
+
+
+def package_version(python: Path, name: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({name!r}))"
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    return result.stdout.strip() or "unknown"
+
+
+def git_commit() -> str:
+    """The commit measured, marked when the project's files (bench/ aside) differ from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":(exclude)bench"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" + uncommitted changes outside bench/" if dirty else "")
 
 
 def check_call(base_url: str, call: Call) -> None:
@@ -165,10 +253,16 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
 
     scenarios: list[Scenario] = args.scenarios
+    litellm_bin = ensure_litellm(args.litellm_venv) if args.compare_litellm else None
+    # Two servers each, three for the compat scenarios when LiteLLM runs.
     phases = sum(
-        len(args.concurrency) * (2 if s.stream else 1) * 2 for s in scenarios
-    )  # two servers each
+        len(levels(args, s))
+        * (int(s.wrk) + int(s.stream))
+        * (3 if s.group == "compat" and litellm_bin else 2)
+        for s in scenarios
+    )
     estimate = phases * (args.duration + 1) + len(scenarios) * 2 * args.warmup + 15
+    estimate += 60 if litellm_bin else 0  # LiteLLM's start
     log(f"{phases} load phases of {args.duration:g} s: about {estimate / 60:.1f} min")
     busy = os.getloadavg()[0]
     if busy > 0.5:
@@ -179,32 +273,53 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         database_url=args.database_url,
         log_dir=args.out,
+        litellm=litellm_bin,
     )
     command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    all_levels = sorted({c for s in scenarios for c in levels(args, s)})
     results = Results(
         info={
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": git_commit(),
             "machine": machine_description(),
             "software": software_versions(args.python),
             "gateway": f"uvicorn, {args.workers} workers, httptools + uvloop, "
             + ("SQLite (throwaway file)" if not args.database_url else "DATABASE_URL given")
             + ", in-process cache (no Redis), DEBUG off, access log off",
             "load": f"{args.duration:g} s per phase after {args.warmup:g} s warm-up; "
-            f"concurrency {', '.join(map(str, args.concurrency))}; "
+            f"concurrency {', '.join(map(str, all_levels))}; "
             f"load average before: {load_average()}",
             "command": command.strip(),
             "probe_interval_ms": args.probe_interval * 1000,
+            "scenarios": {
+                s.name: {
+                    "title": s.title,
+                    "group": s.group,
+                    "stream": s.stream,
+                    "concurrency": levels(args, s),
+                }
+                for s in scenarios
+            },
         }
     )
+    if litellm_bin is not None:
+        python = litellm_bin / "python"
+        results.info["litellm"] = (
+            f"LiteLLM {package_version(python, 'litellm')} proxy, own virtualenv, uvicorn "
+            f"{package_version(python, 'uvicorn')}, 2 workers, httptools "
+            f"{package_version(python, 'httptools')} + uvloop, no database, master key, "
+            "retries and callbacks off, telemetry and remote fetches off, access log off"
+        )
     workdir = args.out / "work"
     workdir.mkdir(parents=True, exist_ok=True)
 
-    with Stack(config) as stack:
-        log(
-            f"upstream {stack.servers['direct'].base_url}, gateway "
-            f"{stack.servers['gateway'].base_url}"
-        )
+    with Stack(config) as stack, MemoryPeak(stack.servers) as peak:
+        log(", ".join(f"{name} {server.base_url}" for name, server in stack.servers.items()))
         calls = {s.name: s.build(stack) for s in scenarios}
+        state: dict[str, dict[str, object]] = {}
+        for s in scenarios:
+            if s.state is not None:
+                state[s.name] = {"before": s.state(stack, calls[s.name])}
         for by_server in calls.values():
             for call in by_server.values():
                 check_call(stack.servers[call.server].base_url, call)
@@ -222,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             results.memory[name] = {"warm": server.memory()}
 
         for scenario in scenarios:
-            for concurrency in args.concurrency:
+            for concurrency in levels(args, scenario) if scenario.wrk else []:
                 for call in calls[scenario.name].values():
                     server = stack.servers[call.server]
                     cpu_before = server.cpu_seconds()
@@ -241,14 +356,14 @@ def main(argv: list[str] | None = None) -> int:
                         Measurement(scenario.name, call.server, concurrency, wrk=wrk)
                     )
                     log(
-                        f"{scenario.name:>10} c={concurrency:<3} {call.server:>8}: "
+                        f"{scenario.name:>16} c={concurrency:<3} {call.server:>8}: "
                         f"p50 {wrk.p50_ms:.2f} ms, p99 {wrk.p99_ms:.2f} ms, "
                         f"{wrk.rps:.0f} req/s, CPU {wrk.cpu_ms_per_request or 0:.2f} ms/req"
                         + (f", {wrk.error_count} errors" if wrk.error_count else "")
                     )
             if not scenario.stream:
                 continue
-            for concurrency in args.concurrency:
+            for concurrency in levels(args, scenario):
                 for call in calls[scenario.name].values():
                     server = stack.servers[call.server]
                     own = min(concurrency, args.probe_connections)
@@ -272,14 +387,21 @@ def main(argv: list[str] | None = None) -> int:
                         Measurement(scenario.name, call.server, concurrency, probe=result)
                     )
                     log(
-                        f"{scenario.name:>10} c={concurrency:<3} {call.server:>8}: "
+                        f"{scenario.name:>16} c={concurrency:<3} {call.server:>8}: "
                         f"first byte p50 {result.first_byte_ms['p50']:.2f} ms, first token "
                         f"p50 {result.first_token_ms['p50']:.2f} / p99 "
                         f"{result.first_token_ms['p99']:.2f} ms ({result.samples} samples"
                         + (f", {result.errors} errors)" if result.errors else ")")
                     )
+        for s in scenarios:
+            if s.state is not None:
+                state[s.name]["after"] = s.state(stack, calls[s.name])
+        if state:
+            results.info["state"] = state
         for name, server in stack.servers.items():
             results.memory[name]["end"] = server.memory()
+        peak.sample()
+        results.peak_rss_kb = dict(peak.peaks)
         for server in stack.servers.values():
             problems = _log_problems(server.log_path)
             if problems:

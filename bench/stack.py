@@ -3,8 +3,11 @@
 `Stack` is a context manager. Everything it starts runs in its own session (process
 group), so closing the stack, an exception or Ctrl-C stops the uvicorn master together
 with its workers. Each started server is a `Server`: a name, a base URL and the process
-tree whose CPU time and memory are measured. Another system to compare (say an
-alternative gateway in its own virtualenv) is one more `Server` in `Stack.servers`.
+tree whose CPU time and memory are measured. Another system to compare is one more
+`Server` in `Stack.servers`: LiteLLM's proxy ("litellm", `StackConfig.litellm`) runs from
+its own virtualenv, with an environment of its own (none of the project's settings), 2
+uvicorn workers, no database, retries and callbacks off, its telemetry and every remote
+fetch it knows of (model cost map, ...) disabled, pointed at the same fake upstream.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any, Self
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,6 +110,43 @@ class StackConfig:
     log_dir: Path = BENCH / "results"
     gateway: bool = True  # False: upstream, database and key only (in-process measurements)
     extra_env: dict[str, str] = field(default_factory=dict)
+    litellm: Path | None = None  # bin/ of a virtualenv with LiteLLM's proxy: start it too
+    litellm_workers: int = 2
+
+
+# LiteLLM reads these to stay off the network: bundled model cost map, blog posts,
+# Anthropic beta headers, policy templates and auto-router presets instead of fetching
+# them, and no usage telemetry (LITELLM_TELEMETRY is the older switch, harmless here).
+LITELLM_OFFLINE_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_LOCAL_BLOG_POSTS": "True",
+    "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+    "LITELLM_LOCAL_POLICY_TEMPLATES": "True",
+    "LITELLM_LOCAL_AUTOROUTER_PRESETS": "True",
+    "LITELLM_TELEMETRY_DISABLED": "True",
+    "LITELLM_TELEMETRY": "False",
+    "LITELLM_MODE": "PRODUCTION",  # do not load a .env file
+}
+
+# uvicorn's logging for LiteLLM: startup lines kept (readiness is read from them), no
+# access log (the gateway runs with --no-access-log too).
+_LITELLM_LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s: %(message)s"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}
 
 
 class Stack:
@@ -115,6 +157,7 @@ class Stack:
         self.servers: dict[str, Server] = {}
         self.api_key = ""
         self.subtenant_id = ""
+        self.litellm_key = ""
         self._tmp = Path(tempfile.mkdtemp(prefix="llmwrapper-bench-"))
         self._logs: list[IO[bytes]] = []
         self._env = self._base_env()
@@ -140,6 +183,8 @@ class Stack:
         self.create_key()
         if self.config.gateway:
             self.start_gateway()
+        if self.config.litellm is not None:
+            self.start_litellm(self.config.litellm)
 
     def close(self) -> None:
         for server in reversed(list(self.servers.values())):
@@ -222,6 +267,72 @@ class Stack:
         ]
         server = self._spawn("gateway", command, f"http://127.0.0.1:{port}")
         wait_http(server, "/health")
+        # Every worker, not only the first to answer, must be serving before load starts.
+        wait_log(server, "Started server process", self.config.workers)
+        return server
+
+    def start_litellm(self, bin_dir: Path) -> Server:
+        """LiteLLM's proxy: `openai/gpt-4o-mini` at the fake upstream, a master key."""
+        port = free_port()
+        upstream = self.servers["direct"].base_url
+        self.litellm_key = "sk-bench-" + secrets.token_hex(16)
+        home = self._tmp / "litellm"
+        home.mkdir()
+        config = {
+            "model_list": [
+                {
+                    "model_name": "gpt-4o-mini",
+                    "litellm_params": {
+                        "model": "openai/gpt-4o-mini",
+                        "api_base": f"{upstream}/v1",
+                        "api_key": "bench-upstream-key",
+                    },
+                }
+            ],
+            "general_settings": {"master_key": self.litellm_key},
+            "litellm_settings": {
+                "num_retries": 0,
+                "request_timeout": 30,
+                "callbacks": [],
+                "success_callback": [],
+                "failure_callback": [],
+                "telemetry": False,
+            },
+            "router_settings": {"num_retries": 0},
+        }
+        config_path = home / "config.yaml"  # JSON is YAML
+        config_path.write_text(json.dumps(config, indent=2) + "\n")
+        log_config = home / "log-config.json"
+        log_config.write_text(json.dumps(_LITELLM_LOG_CONFIG) + "\n")
+        workers = self.config.litellm_workers
+        command = [
+            str(bin_dir / "litellm"),
+            "--config",
+            str(config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            str(workers),
+            "--log_config",
+            str(log_config),
+            # Importing the proxy takes longer than uvicorn's default 5 s on two busy
+            # cores: without this, uvicorn kills and restarts workers while they start.
+            "--timeout_worker_healthcheck",
+            "180",
+        ]
+        # Nothing of the project's environment (DATABASE_URL would make it use a database).
+        env = {
+            "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(home),
+            **LITELLM_OFFLINE_ENV,
+        }
+        server = self._spawn("litellm", command, f"http://127.0.0.1:{port}", env=env, cwd=home)
+        wait_http(server, "/health/liveliness", timeout=300)
+        wait_log(server, "Application startup complete.", workers, timeout=300)
         return server
 
     def django(self, *args: str, stdin: str | None = None) -> str:
@@ -265,14 +376,22 @@ class Stack:
         self.subtenant_id = created["subtenant"]
         self.api_key = created["key"]
 
-    def _spawn(self, name: str, command: list[str], base_url: str) -> Server:
+    def _spawn(
+        self,
+        name: str,
+        command: list[str],
+        base_url: str,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path = REPO,
+    ) -> Server:
         log_path = self.config.log_dir / f"{name}.log"
         log = log_path.open("wb")
         self._logs.append(log)
         process = subprocess.Popen(
             command,
-            cwd=REPO,
-            env=self._env,
+            cwd=cwd,
+            env=self._env if env is None else env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -311,6 +430,63 @@ def wait_http(server: Server, path: str, timeout: float = 60.0) -> None:
     raise StackError(
         f"{server.name} not ready after {timeout:.0f} s ({last}); see {server.log_path}"
     )
+
+
+def wait_log(server: Server, marker: str, count: int, timeout: float = 60.0) -> None:
+    """Wait until the server's log holds `marker` `count` times (one per worker)."""
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise StackError(
+                f"{server.name} exited with {server.process.returncode}; see {server.log_path}"
+            )
+        seen = server.log_path.read_text(errors="replace").count(marker)
+        if seen >= count:
+            return
+        time.sleep(0.2)
+    raise StackError(
+        f"{server.name}: {seen} of {count} workers ready after {timeout:.0f} s; "
+        f"see {server.log_path}"
+    )
+
+
+class MemoryPeak:
+    """Samples each server's resident memory (summed over its processes) in a thread.
+
+    `peaks[name]` is the largest sum seen: the peak of the sum, where the VmHWM sum in
+    `Memory` is only an upper bound of it.
+    """
+
+    def __init__(self, servers: dict[str, Server], interval: float = 0.5) -> None:
+        self.servers = servers
+        self.interval = interval
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-peak", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.sample()
+
+    def sample(self) -> None:
+        for name, server in list(self.servers.items()):
+            rss = server.memory().rss_kb
+            self.peaks[name] = max(self.peaks.get(name, 0), rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
 
 
 def _stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:

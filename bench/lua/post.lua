@@ -3,6 +3,8 @@
 -- Environment (set by bench/load.py):
 --   BENCH_BODY_FILE      path of the request body (a file, so large chat bodies fit)
 --   BENCH_AUTHORIZATION  value of the Authorization header, or empty for none
+--   BENCH_PATHS_FILE     optional: request paths, one a line, sent to in turn (each wrk
+--                        thread cycles through them from the first)
 --
 -- The summary is one line, `BENCH_RESULT {json}`, with latencies in microseconds.
 
@@ -16,6 +18,22 @@ f:close()
 wrk.headers["Content-Type"] = "application/json"
 if authorization and authorization ~= "" then
   wrk.headers["Authorization"] = authorization
+end
+
+local paths_file = os.getenv("BENCH_PATHS_FILE")
+if paths_file and paths_file ~= "" then
+  local paths = {}
+  for line in io.lines(paths_file) do
+    if line ~= "" then
+      paths[#paths + 1] = line
+    end
+  end
+  assert(#paths > 0, "BENCH_PATHS_FILE lists no path")
+  local next_path = 0
+  function request()
+    next_path = next_path % #paths + 1
+    return wrk.format(nil, paths[next_path])
+  end
 end
 
 function done(summary, latency, requests)
