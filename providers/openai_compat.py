@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from providers.base import Provider, ProviderConfig
 from providers.errors import (
@@ -112,9 +113,34 @@ class OpenAIProvider(Provider):
 
     # -- calls ---------------------------------------------------------------------
 
+    async def _post(self, kwargs: dict[str, Any], *, stream: bool) -> Any:
+        """POST /chat/completions through the SDK's client, without its request-type
+        transformation: the body is already plain JSON, and checking every message
+        against the SDK's typed params costs more than the rest of a call as a
+        conversation grows. Responses, errors and streams are the SDK's own."""
+        body = {k: v for k, v in kwargs.items() if k not in ("extra_body", "extra_headers")}
+        body.update(kwargs.get("extra_body") or {})
+        options: dict[str, Any] = {}
+        if kwargs.get("extra_headers"):
+            options["headers"] = kwargs["extra_headers"]
+        if not stream:
+            return await self._client.post(
+                "/chat/completions", body=body, cast_to=ChatCompletion, options=options
+            )
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        return await self._client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=ChatCompletion,
+            options=options,
+            stream=True,
+            stream_cls=openai.AsyncStream[ChatCompletionChunk],
+        )
+
     async def complete(self, request: ChatRequest) -> ChatResult:
         try:
-            response = await self._client.chat.completions.create(**self.build_kwargs(request))
+            response = await self._post(self.build_kwargs(request), stream=False)
         except Exception as exc:
             raise self._error(exc, streaming=False) from exc
         if not response.choices:
@@ -138,9 +164,7 @@ class OpenAIProvider(Provider):
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         kwargs = self.build_kwargs(request)
         try:
-            chunks = await self._client.chat.completions.create(
-                **kwargs, stream=True, stream_options={"include_usage": True}
-            )
+            chunks = await self._post(kwargs, stream=True)
         except Exception as exc:
             raise self._error(exc, streaming=False) from exc
 
