@@ -5,6 +5,7 @@ configuration: a SQLite file in the project folder, an in-process cache and chan
 layer, and no provider keys.
 """
 
+import sys
 from pathlib import Path
 
 import environ
@@ -21,7 +22,6 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -38,6 +38,11 @@ INSTALLED_APPS = [
     "providers",
     "tools",
 ]
+
+# daphne makes `manage.py runserver` serve ASGI (HTTP and WebSocket). Other servers
+# (uvicorn in production) do not need it, nor the Twisted stack it loads.
+if "runserver" in sys.argv:
+    INSTALLED_APPS.insert(0, "daphne")
 
 MIDDLEWARE = [
     "llmwrapper.observability.middleware.RequestObservabilityMiddleware",

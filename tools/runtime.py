@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -19,7 +19,9 @@ from llmwrapper.secrets import unseal
 from tools import netguard
 from tools.builtins import BUILTINS, BuiltinTool
 from tools.mcp.config import McpServerConfig
-from tools.mcp.manager import McpClientManager, McpToolResult
+
+if TYPE_CHECKING:
+    from tools.mcp.manager import McpClientManager, McpToolResult
 from tools.models import Function, McpServer
 from tools.sandbox import Sandbox, SandboxLimits
 from tools.schema import validate_arguments
@@ -97,6 +99,9 @@ async def _url_guard(url: str) -> None:
 
 @lru_cache(maxsize=1)
 def mcp_manager() -> McpClientManager:
+    # Imported here: the MCP SDK is loaded only by processes that use MCP servers.
+    from tools.mcp.manager import McpClientManager
+
     return McpClientManager(
         http_client_factory=_guarded_http_client,
         url_guard=_url_guard,

@@ -13,16 +13,28 @@ from tools.mcp.errors import (
     McpTimeoutError,
     McpToolNotFoundError,
 )
-from tools.mcp.manager import (
-    QUALIFIED_NAME_SEPARATOR,
-    HttpClientFactory,
-    McpClientManager,
-    McpTool,
-    McpToolResult,
-    UrlGuard,
-    qualified_tool_name,
-)
-from tools.mcp.websocket import websocket_client
+
+# The connection manager and the WebSocket transport load the MCP SDK (tens of MB):
+# they are imported on first use, so configs and errors stay cheap.
+_LAZY = {
+    "QUALIFIED_NAME_SEPARATOR": "tools.mcp.manager",
+    "HttpClientFactory": "tools.mcp.manager",
+    "McpClientManager": "tools.mcp.manager",
+    "McpTool": "tools.mcp.manager",
+    "McpToolResult": "tools.mcp.manager",
+    "UrlGuard": "tools.mcp.manager",
+    "qualified_tool_name": "tools.mcp.manager",
+    "websocket_client": "tools.mcp.websocket",
+}
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "QUALIFIED_NAME_SEPARATOR",

@@ -40,10 +40,8 @@ from tools.mcp.errors import (
     McpError,
     McpTimeoutError,
     McpToolNotFoundError,
-    connect_failure,
-    is_connection_loss,
-    op_failure,
 )
+from tools.mcp.failures import connect_failure, is_connection_loss, op_failure
 from tools.mcp.websocket import websocket_client
 
 logger = logging.getLogger(__name__)
