@@ -29,6 +29,7 @@ from providers import gateway, wire
 from providers import services as provider_services
 from providers.errors import ProviderError
 from providers.loop import RoundCompleted, ToolResult, TurnCompleted, run_turn
+from providers.tooling import tool_specs_from_openai
 from providers.types import ChatRequest, TextDelta, ToolCallComplete, ToolSpec
 from tenants import limits
 from tenants.models import ApiKey
@@ -58,7 +59,7 @@ class SendInput:
             tool_results=list(data.get("tool_results") or []),
             include_memories=data.get("include_memories", False),
             memory_keys=data.get("memory_keys"),
-            tools=wire.tool_specs(data.get("tools"), data.get("functions")),
+            tools=tool_specs_from_openai(data.get("tools"), data.get("functions")),
             tool_choice=data.get("tool_choice"),
             server_tools=None if server_tools is True else server_tools,
             provider=data.get("provider"),

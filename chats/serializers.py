@@ -9,7 +9,7 @@ from chats import selectors
 from chats.models import Chat, Message
 from llmwrapper.api import StrictModelSerializer, StrictSerializer, validate_json_object
 from providers.api import GenerationFieldsMixin
-from tenants.api import _validate_provider
+from tenants.api import validate_provider
 
 MAX_MESSAGES_IN_CHAT_DETAIL = 200
 
@@ -68,7 +68,7 @@ class MessageSerializer(serializers.ModelSerializer):
 class ChatSerializer(StrictModelSerializer):
     subtenant = serializers.UUIDField(source="subtenant_id", read_only=True)
     provider = serializers.CharField(
-        required=False, allow_blank=True, max_length=32, validators=[_validate_provider]
+        required=False, allow_blank=True, max_length=32, validators=[validate_provider]
     )
     params = GenerationParamsSerializer(required=False)
     metadata = serializers.JSONField(required=False, validators=[validate_json_object])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 API_PATHS = ("/api/v1/", "/v1/", "/health", "/metrics", "/ws/")
 
 
-class AsyncCapableMiddleware:
+class AsyncCapableMiddleware(abc.ABC):
     """Base of our middleware: one code path for sync and async stacks, no thread hops."""
 
     async_capable = True
@@ -35,11 +36,13 @@ class AsyncCapableMiddleware:
             return self.__acall__(request)
         return self.handle_sync(request)
 
+    @abc.abstractmethod
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        raise NotImplementedError  # subclasses implement both paths
+        """The request in an async stack."""
 
+    @abc.abstractmethod
     def handle_sync(self, request: HttpRequest) -> HttpResponse:
-        raise NotImplementedError
+        """The same request in a sync stack."""
 
 
 class BodySizeLimitMiddleware(AsyncCapableMiddleware):

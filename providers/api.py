@@ -17,6 +17,7 @@ from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
 from providers import gateway, services, wire
 from providers.errors import ProviderError
+from providers.tooling import tool_specs_from_openai
 from providers.types import ChatRequest
 from tenants.models import Subtenant
 from tenants.selectors import subtenant_access
@@ -149,7 +150,7 @@ async def build_direct_call(request: Request) -> services.DirectCall:
         subtenant = caller.subtenant  # the key's own: nothing to look up
     await services.ensure_llm_allowed(subtenant)
     try:
-        tools = wire.tool_specs(data.get("tools"), data.get("functions"))
+        tools = tool_specs_from_openai(data.get("tools"), data.get("functions"))
     except (KeyError, ValueError) as exc:
         raise serializers.ValidationError({"tools": [str(exc)]}) from exc
     target = gateway.resolve_target(

@@ -31,6 +31,7 @@ from providers import gateway, services, wire
 from providers.api import GenerationFieldsMixin, MessageInputSerializer
 from providers.errors import ProviderError
 from providers.loop import RoundCompleted, TurnCompleted, run_turn
+from providers.tooling import tool_specs_from_openai
 from providers.types import ChatRequest, TextDelta, ToolCallComplete
 from tenants.models import Subtenant
 
@@ -182,7 +183,7 @@ class ChatCompletionsView(_OpenAIView):
         chat_request = ChatRequest(
             model=target.model,
             messages=tuple(wire.message_from_api(m) for m in fields["messages"]),
-            tools=wire.tool_specs(fields.get("tools"), fields.get("functions")),
+            tools=tool_specs_from_openai(fields.get("tools"), fields.get("functions")),
             tool_choice=fields.get("tool_choice"),
             params=wire.params_from(params),
         )

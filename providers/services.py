@@ -154,7 +154,7 @@ async def direct_events(
                 body = {
                     "id": call_id,
                     "content": "".join(parts),
-                    **wire.completion_to_api(event, []),
+                    **wire.completion_to_api(event),
                 }
                 yield "message.completed", body
     except ProviderError as exc:

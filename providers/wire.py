@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from providers.loop import RoundCompleted, ToolResult, TurnCompleted
-from providers.tooling import parse_arguments, tool_specs_from_openai
-from providers.types import GenerationParams, Message, ToolCall, ToolSpec, Usage
+from providers.loop import ToolResult, TurnCompleted
+from providers.tooling import parse_arguments
+from providers.types import GenerationParams, Message, ToolCall, Usage
 
 PARAM_NAMES = (
     "temperature",
@@ -85,10 +85,6 @@ def params_from(data: dict[str, Any], *defaults: dict[str, Any]) -> GenerationPa
     )
 
 
-def tool_specs(tools: list[dict] | None, functions: list[dict] | None) -> tuple[ToolSpec, ...]:
-    return tool_specs_from_openai(tools, functions)
-
-
 def tool_result_to_api(result: ToolResult) -> dict[str, Any]:
     return {
         "tool_call_id": result.call.id,
@@ -99,7 +95,7 @@ def tool_result_to_api(result: ToolResult) -> dict[str, Any]:
     }
 
 
-def completion_to_api(turn: TurnCompleted, rounds: list[RoundCompleted]) -> dict[str, Any]:
+def completion_to_api(turn: TurnCompleted) -> dict[str, Any]:
     return {
         "provider": turn.provider,
         "model": turn.model,

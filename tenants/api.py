@@ -13,7 +13,7 @@ from tenants import selectors, services
 from tenants.models import PROVIDER_CHOICES, ApiKey, Subtenant
 
 
-def _validate_provider(value: str) -> str:
+def validate_provider(value: str) -> str:
     known = {name for name, _ in PROVIDER_CHOICES}
     if value and value not in known:
         raise serializers.ValidationError(f"Unknown provider; use one of {sorted(known)}.")
@@ -23,7 +23,7 @@ def _validate_provider(value: str) -> str:
 class SubtenantSerializer(StrictModelSerializer):
     metadata = serializers.JSONField(required=False, validators=[validate_json_object])
     default_provider = serializers.CharField(
-        required=False, allow_blank=True, max_length=32, validators=[_validate_provider]
+        required=False, allow_blank=True, max_length=32, validators=[validate_provider]
     )
 
     class Meta:
