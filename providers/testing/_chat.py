@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ class Frame:
     final: bool = False  # dropped by end_without_finish
 
 
-class ChatFake(FakeServer):
+class ChatFake(FakeServer, abc.ABC):
     """Shared flow: route, auth, scripted errors and delays, then the vendor's answer."""
 
     chat_path = ""
@@ -125,6 +126,7 @@ class ChatFake(FakeServer):
     def wants_stream(self, body: dict) -> bool:
         return bool(body.get("stream"))
 
+    @abc.abstractmethod
     def send_error(
         self,
         response: Response,
@@ -133,19 +135,23 @@ class ChatFake(FakeServer):
         error_type: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        raise NotImplementedError
+        """Each vendor fake implements this in its own wire format."""
 
+    @abc.abstractmethod
     def models_payload(self) -> dict:
-        raise NotImplementedError
+        """Each vendor fake implements this in its own wire format."""
 
+    @abc.abstractmethod
     def stream_error(self, message: str, error_type: str | None) -> bytes:
-        raise NotImplementedError
+        """Each vendor fake implements this in its own wire format."""
 
+    @abc.abstractmethod
     def stream_frames(self, body: dict, reply: Reply, script: Script) -> list[Frame]:
-        raise NotImplementedError
+        """Each vendor fake implements this in its own wire format."""
 
+    @abc.abstractmethod
     def full_payload(self, body: dict, reply: Reply, script: Script) -> dict:
-        raise NotImplementedError
+        """Each vendor fake implements this in its own wire format."""
 
 
 def sse(payload: dict | str, event: str | None = None) -> bytes:
