@@ -5,7 +5,9 @@ configuration: a SQLite file in the project folder, an in-process cache and chan
 layer, and no provider keys.
 """
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import environ
@@ -110,7 +112,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     # Tests use a file too: threads, async views and WebSocket consumers then share the
     # database exactly as they do in production (an in-memory database is per-connection).
-    DATABASES["default"].setdefault("TEST", {"NAME": str(BASE_DIR / "test-db.sqlite3")})
+    # One per test run, so runs side by side don't share it.
+    DATABASES["default"].setdefault(
+        "TEST",
+        {"NAME": str(Path(tempfile.gettempdir()) / f"llmwrapper-test-{os.getpid()}.sqlite3")},
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -275,6 +281,15 @@ WEBSOCKET_ALLOWED_ORIGINS = env.list(
 CHAT_HISTORY_MAX_MESSAGES = env.int("CHAT_HISTORY_MAX_MESSAGES", default=100)
 CHAT_CONTEXT_MAX_TOKENS = env.int("CHAT_CONTEXT_MAX_TOKENS", default=16_000)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+# A message being streamed, and a send holding an Idempotency-Key, carry a lease their
+# process renews every CHAT_LEASE_SECONDS / 3; when a worker dies, any process's
+# sweeper marks its messages `interrupted` and frees its keys once the lease lapses.
+# The partial text of a stream is saved every CHAT_PARTIAL_SAVE_SECONDS (0: only at
+# the end), so a crash loses at most that much.
+CHAT_LEASE_SECONDS = env.float("CHAT_LEASE_SECONDS", default=30.0)
+CHAT_PARTIAL_SAVE_SECONDS = env.float("CHAT_PARTIAL_SAVE_SECONDS", default=5.0)
+# Whether a serving process runs the lease sweeper (off only for tests in-process).
+CHAT_LEASE_SWEEP = env.bool("CHAT_LEASE_SWEEP", default=True)
 
 # LLM call records are stored by a background thread, off the request path (false:
 # before the response is sent).
