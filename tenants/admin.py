@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from tenants.models import ApiKey, Subtenant, TokenUsage
 from tenants.selectors import api_key_cache_clear
-from tenants.services import KEY_PREFIX, hash_key
+from tenants.services import KEY_PREFIX, hash_key, subtenant_update
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -37,8 +37,10 @@ class SubtenantAdmin(admin.ModelAdmin):
     inlines = [ApiKeyInline]
 
     def save_model(self, request: HttpRequest, obj: Subtenant, form: object, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        api_key_cache_clear()  # is_active and limits are read with the cached keys
+        if change:
+            subtenant_update(subtenant=obj)  # also forgets the cached keys
+        else:
+            super().save_model(request, obj, form, change)
 
 
 @admin.register(ApiKey)

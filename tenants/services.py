@@ -39,6 +39,12 @@ def _forget_keys() -> None:
 
 
 def subtenant_update(*, subtenant: Subtenant, **fields: Any) -> Subtenant:
+    """Save changed fields (the admin passes none: its form already set them).
+
+    Authenticated keys are cached with their subtenant, whose `is_active` and limits
+    authentication and limits read: this process forgets them at once, so a
+    deactivated subtenant's keys are refused from the next request on.
+    """
     for field, value in fields.items():
         setattr(subtenant, field, value)
     try:
@@ -49,6 +55,7 @@ def subtenant_update(*, subtenant: Subtenant, **fields: Any) -> Subtenant:
             f"A subtenant named '{subtenant.name}' already exists.",
             details={"name": subtenant.name},
         ) from exc
+    _forget_keys()
     return subtenant
 
 
