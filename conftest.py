@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from tenants.models import Subtenant
 from tenants.services import api_key_create
+
+# The app served inside the test process (`live_server_url`) runs no lease sweeper:
+# tests call `chats.leases.sweep()` themselves. Processes from `app_process` run theirs.
+django_settings.CHAT_LEASE_SWEEP = False
 
 
 def client_for(raw_key: str | None) -> APIClient:
@@ -152,6 +157,7 @@ def app_process(transactional_db):
     """Start the service in separate uvicorn processes on the test database (and Redis).
 
     `start(**env)` returns the base URL of a new process; all are stopped afterwards.
+    `start.processes` maps each URL to its `subprocess.Popen` (to kill one, say).
     """
     import os
     import socket
@@ -187,6 +193,7 @@ def app_process(transactional_db):
         process = subprocess.Popen(command, cwd=Path(__file__).resolve().parent, env=full_env)
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
+        start.processes[url] = process
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -196,6 +203,7 @@ def app_process(transactional_db):
                 time.sleep(0.1)
         raise RuntimeError("the service process did not start")
 
+    start.processes = {}
     yield start
     for process in processes:
         process.terminate()

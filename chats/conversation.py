@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
-from chats import fanout, history, services
+from chats import fanout, history, leases, services
 from chats.models import Chat, Message
 from chats.serializers import MessageSerializer
 from llmwrapper.errors import ValidationFailedError
@@ -70,11 +71,14 @@ class SendInput:
 
 
 class ErrorBody(dict):
-    """An `error` event's body; `status` is the HTTP status a sync send answers with."""
+    """An `error` event's body; `status` and `headers` are what a sync send answers with."""
 
-    def __init__(self, body: dict[str, Any], status: int) -> None:
+    def __init__(
+        self, body: dict[str, Any], status: int, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(body)
         self.status = status
+        self.headers = headers or {}
 
 
 @dataclass
@@ -86,6 +90,9 @@ class Turn:
     fallbacks: list[gateway.Target]
     executor: Any
     context: provider_services.CallContext
+    # The assistant message of the first round, written `streaming` together with the
+    # user's message, so no user message is ever stored without its answer.
+    placeholder: Message | None = None
 
 
 def serialize(message: Message) -> dict[str, Any]:
@@ -160,7 +167,15 @@ def _prepare(chat: Chat, key: ApiKey, send: SendInput) -> Turn:
     system = history.system_context(
         chat=chat, include_memories=send.include_memories, memory_keys=send.memory_keys
     )
-    user_messages = services.messages_append(chat=chat, messages=incoming)
+    placeholder = {
+        "role": Message.Role.ASSISTANT,
+        "status": Message.Status.STREAMING,
+        "provider": target.provider,
+        "model": target.model,
+    }
+    *user_messages, assistant = services.messages_append(
+        chat=chat, messages=[*incoming, placeholder]
+    )
     recent = history.load_recent(chat=chat)
     request = ChatRequest(
         model=target.model,
@@ -172,14 +187,23 @@ def _prepare(chat: Chat, key: ApiKey, send: SendInput) -> Turn:
     context = provider_services.CallContext(
         subtenant=chat.subtenant, api_key=key, source="chat", chat_id=chat.id
     )
-    return Turn(chat, user_messages, request, target, fallbacks, None, context)
+    return Turn(chat, user_messages, request, target, fallbacks, None, context, assistant)
 
 
 async def prepare_turn(*, chat: Chat, key: ApiKey, send: SendInput) -> Turn:
     turn = await sync_to_async(_prepare)(chat, key, send)
-    turn.executor = await provider_services.tool_executor(
-        subtenant=chat.subtenant, selection=send.server_tools
-    )
+    try:
+        turn.executor = await provider_services.tool_executor(
+            subtenant=chat.subtenant, selection=send.server_tools
+        )
+    except BaseException:
+        if turn.placeholder is not None:
+            await sync_to_async(services.message_update)(
+                message=turn.placeholder,
+                status=Message.Status.ERROR,
+                error="The turn could not start.",
+            )
+        raise
     return turn
 
 
@@ -188,26 +212,43 @@ class _Progress:
 
     def __init__(self, turn: Turn) -> None:
         self.turn = turn
+        self.placeholder = turn.placeholder
         self.current: Message | None = None
         self.parts: list[str] = []
         self.created: list[Message] = []
+        self.saved_at = time.monotonic()
 
     async def open_assistant(self) -> Message:
-        target = self.turn.target
-        [message] = await sync_to_async(services.messages_append)(
-            chat=self.turn.chat,
-            messages=[
-                {
-                    "role": Message.Role.ASSISTANT,
-                    "status": Message.Status.STREAMING,
-                    "provider": target.provider,
-                    "model": target.model,
-                }
-            ],
-        )
+        if self.placeholder is not None:
+            message, self.placeholder = self.placeholder, None
+        else:
+            target = self.turn.target
+            [message] = await sync_to_async(services.messages_append)(
+                chat=self.turn.chat,
+                messages=[
+                    {
+                        "role": Message.Role.ASSISTANT,
+                        "status": Message.Status.STREAMING,
+                        "provider": target.provider,
+                        "model": target.model,
+                    }
+                ],
+            )
+        leases.hold(messages=(message.id,))
         self.current, self.parts = message, []
         self.created.append(message)
+        self.saved_at = time.monotonic()
         return message
+
+    async def add_text(self, text: str) -> None:
+        """Collect a delta; every CHAT_PARTIAL_SAVE_SECONDS the text so far is saved."""
+        self.parts.append(text)
+        every = settings.CHAT_PARTIAL_SAVE_SECONDS
+        if self.current is not None and every and time.monotonic() - self.saved_at >= every:
+            self.saved_at = time.monotonic()
+            await sync_to_async(services.message_update)(
+                message=self.current, content="".join(self.parts), status=Message.Status.STREAMING
+            )
 
     async def close_assistant(self, round_: RoundCompleted) -> Message:
         assert self.current is not None
@@ -223,6 +264,7 @@ class _Progress:
             latency_ms=round_.latency_ms,
             status=Message.Status.COMPLETE,
         )
+        leases.release(messages=(message.id,))
         self.current = None
         return message
 
@@ -248,11 +290,15 @@ class _Progress:
         if self.current is None:
             return
         message, self.current = self.current, None
-        await asyncio.shield(
-            sync_to_async(services.message_update)(
-                message=message, content="".join(self.parts), status=status, error=error
+        try:
+            await asyncio.shield(
+                sync_to_async(services.message_update)(
+                    message=message, content="".join(self.parts), status=status, error=error
+                )
             )
-        )
+        finally:
+            # Also when the write failed: the lease then lapses and a sweeper ends it.
+            leases.release(messages=(message.id,))
 
 
 async def turn_events(
@@ -297,7 +343,7 @@ async def turn_events(
                         {"chat_id": str(chat_id), "message": serialize(assistant)},
                     )
                 if isinstance(event, TextDelta):
-                    progress.parts.append(event.text)
+                    await progress.add_text(event.text)
                     yield await emit("delta", {"message_id": str(assistant.id), "text": event.text})
                 elif isinstance(event, ToolCallComplete):
                     yield await emit(
@@ -320,7 +366,8 @@ async def turn_events(
         yield await emit("message.completed", _completion(turn, progress, assistant, completed))
     except ProviderError as exc:
         status, error_text, failure = Message.Status.ERROR, exc.message, exc
-        yield await emit("error", ErrorBody(_with_message(exc.to_dict(), progress), exc.status))
+        body = _with_message(exc.to_dict(), progress)
+        yield await emit("error", ErrorBody(body, exc.status, exc.headers))
     except Exception:
         logger.exception("chat turn failed")
         status, error_text = Message.Status.ERROR, "Internal error"

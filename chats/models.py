@@ -58,6 +58,10 @@ class Message(models.Model):
     error = models.TextField(blank=True, default="")
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # While `streaming`: the time until which the worker streaming it vouches for it.
+    # Its process renews the lease; once it lapses, any process's sweeper marks the
+    # message `interrupted` with the text saved so far (see chats/leases.py).
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -65,6 +69,13 @@ class Message(models.Model):
         ordering = ["chat", "sequence"]
         constraints = [
             models.UniqueConstraint(fields=["chat", "sequence"], name="message_unique_sequence")
+        ]
+        indexes = [
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=models.Q(status="streaming"),
+                name="message_streaming_lease",
+            )
         ]
 
     def __str__(self) -> str:
@@ -84,6 +95,9 @@ class IdempotencyRecord(models.Model):
     fingerprint = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.IN_PROGRESS)
     response = models.JSONField(null=True, blank=True)
+    # While `in_progress`: renewed by the worker running the send; a lapsed lease frees
+    # the key for a retry (the worker died).
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -21,7 +21,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chats import conversation, selectors, services
+from chats import conversation, leases, selectors, services
 from chats.models import Chat, IdempotencyRecord
 from chats.serializers import MessageSerializer, SendMessageSerializer
 from llmwrapper.api import paginated, principal
@@ -104,6 +104,8 @@ async def _remember(
 ) -> AsyncIterator[tuple[str, dict]]:
     """Pass events through, storing the completion for Idempotency-Key replays."""
     completed: dict[str, Any] | None = None
+    if record is not None:
+        leases.hold(records=(record.id,))
     try:
         async for name, data in events:
             if name == "message.completed":
@@ -111,7 +113,10 @@ async def _remember(
             yield name, data
     finally:
         if record is not None:
-            await sync_to_async(services.idempotency_finish)(record=record, response=completed)
+            try:
+                await sync_to_async(services.idempotency_finish)(record=record, response=completed)
+            finally:
+                leases.release(records=(record.id,))
 
 
 class SendMessageView(_SendBase):
@@ -128,14 +133,15 @@ class SendMessageView(_SendBase):
             return Response(record.response, headers={"Idempotent-Replayed": "true"})
         turn = await self._turn(request, chat, send, record)
         result: dict[str, Any] = {}
-        status = 200
+        status, headers = 200, None
         # Streamed from the vendor even here: viewers of the chat watch it arrive.
         async for name, data in _remember(conversation.turn_events(turn), record):
             if name == "message.completed":
                 result = data
             elif name == "error":
                 result, status = {"error": dict(data)}, getattr(data, "status", 502)
-        return Response(result, status=status)
+                headers = getattr(data, "headers", None)
+        return Response(result, status=status, headers=headers)
 
 
 class StreamMessageView(_SendBase):

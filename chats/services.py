@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from chats import leases
 from chats.models import Chat, IdempotencyRecord, Message
 from llmwrapper.errors import ResourceConflictError
 from tenants.models import Subtenant
@@ -35,8 +36,12 @@ def messages_append(*, chat: Chat, messages: list[dict[str, Any]]) -> list[Messa
 
     The chat row is locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite serializes
     writers with IMMEDIATE transactions), so concurrent sends get distinct, gap-free,
-    ordered sequence numbers.
+    ordered sequence numbers. A message appended as `streaming` starts with a lease.
     """
+    deadline = leases.new_deadline()
+    for fields in messages:
+        if fields.get("status") == Message.Status.STREAMING:
+            fields.setdefault("lease_expires_at", deadline)
     with transaction.atomic():
         last = (
             Chat.objects.select_for_update()
@@ -58,6 +63,11 @@ def messages_append(*, chat: Chat, messages: list[dict[str, Any]]) -> list[Messa
 
 
 def message_update(*, message: Message, **fields: Any) -> Message:
+    """Save the given fields; a message that stops `streaming` gives up its lease."""
+    if "status" in fields:
+        fields["lease_expires_at"] = (
+            leases.new_deadline() if fields["status"] == Message.Status.STREAMING else None
+        )
     for field, value in fields.items():
         setattr(message, field, value)
     message.save(update_fields=[*fields, "updated_at"])
@@ -77,25 +87,51 @@ def request_fingerprint(body: Any) -> str:
 def idempotency_claim(*, chat: Chat, key: str, fingerprint: str) -> IdempotencyRecord:
     """Claim a key for one send. A finished record is returned for replay.
 
+    A claim is a lease (see chats/leases.py): a record whose send stopped renewing it
+    (its worker died) is taken over by the next claim with the same request.
     Raises 409 when the key is in use by a send still running, or was used with a
     different request body.
     """
-    try:
-        with transaction.atomic():
-            return IdempotencyRecord.objects.create(chat=chat, key=key, fingerprint=fingerprint)
-    except IntegrityError:
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                return IdempotencyRecord.objects.create(
+                    chat=chat,
+                    key=key,
+                    fingerprint=fingerprint,
+                    lease_expires_at=leases.new_deadline(),
+                )
+        except IntegrityError:
+            record = IdempotencyRecord.objects.filter(chat=chat, key=key).first()
+        if record is not None:
+            break
+    else:  # freed and taken again between our attempts: treat as in progress
         record = IdempotencyRecord.objects.get(chat=chat, key=key)
     if record.fingerprint != fingerprint:
         raise ResourceConflictError(
             "This Idempotency-Key was already used with a different request.",
             details={"idempotency_key": key},
         )
-    if record.status != IdempotencyRecord.Status.DONE:
+    if record.status != IdempotencyRecord.Status.DONE and not _take_over(record):
         raise ResourceConflictError(
             "A request with this Idempotency-Key is still in progress.",
             details={"idempotency_key": key},
         )
     return record
+
+
+def _take_over(record: IdempotencyRecord) -> bool:
+    """Claim an in-progress record whose lease lapsed; False when it is still held."""
+    if not leases.lapsed(record.lease_expires_at, record.created_at):
+        return False
+    deadline = leases.new_deadline()
+    taken = IdempotencyRecord.objects.filter(
+        pk=record.pk,
+        status=IdempotencyRecord.Status.IN_PROGRESS,
+        lease_expires_at=record.lease_expires_at,
+    ).update(lease_expires_at=deadline)
+    record.lease_expires_at = deadline
+    return taken == 1
 
 
 def idempotency_finish(*, record: IdempotencyRecord, response: dict[str, Any] | None) -> None:
@@ -105,4 +141,5 @@ def idempotency_finish(*, record: IdempotencyRecord, response: dict[str, Any] | 
         return
     record.status = IdempotencyRecord.Status.DONE
     record.response = response
-    record.save(update_fields=["status", "response"])
+    record.lease_expires_at = None
+    record.save(update_fields=["status", "response", "lease_expires_at"])
