@@ -115,7 +115,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body, status = exc.to_dict(), exc.status
         headers = getattr(exc, "headers", {}) or {}
     elif isinstance(exc, ProviderError):
-        body, status = {"error": exc.to_dict()}, exc.status
+        body, status, headers = {"error": exc.to_dict()}, exc.status, exc.headers
     elif isinstance(exc, ToolError):
         body = error_body(exc.type, exc.message, exc.details or None)
         status = TOOL_ERROR_STATUS.get(exc.type, 400)

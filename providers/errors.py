@@ -1,14 +1,18 @@
 """Errors raised by the provider core.
 
 Adapters turn every SDK or transport exception into one of these, so callers handle a
-single hierarchy. `status` is the HTTP status the gateway answers with; the vendor's
-own status is kept in `upstream_status`. `to_dict()` gives the product's error shape
-(without the outer "error" key), the same for JSON bodies, SSE and WebSocket events.
+single hierarchy. This is the one place that maps them to HTTP: `status` is the status
+the gateway answers with (the vendor's own is kept in `upstream_status`) and `headers`
+the headers to send with it (`Retry-After` in whole seconds on 429 and 503).
+`to_dict()` gives the product's error shape (without the outer "error" key), the same
+for JSON bodies, SSE and WebSocket events; its `details.retry_after` is the same whole
+number of seconds as the header.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -44,9 +48,24 @@ class ProviderError(Exception):
             "upstream_status": self.upstream_status,
             **self.details,
         }
-        if self.retry_after is not None:
-            details["retry_after"] = self.retry_after
+        if self.retry_after_seconds is not None:
+            details["retry_after"] = self.retry_after_seconds
         return {"type": self.type, "message": self.message, "details": details}
+
+    @property
+    def retry_after_seconds(self) -> int | None:
+        """The vendor's Retry-After rounded up to whole seconds (at least 1), or None."""
+        if self.retry_after is None:
+            return None
+        return max(1, math.ceil(self.retry_after))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers of the gateway's answer for this error."""
+        seconds = self.retry_after_seconds
+        if self.status in (429, 503) and seconds is not None:
+            return {"Retry-After": str(seconds)}
+        return {}
 
     def __repr__(self) -> str:
         return (
@@ -100,9 +119,18 @@ class ProviderAuthError(ProviderError):
 
 
 class ProviderRateLimitError(ProviderError):
-    status = 502
+    """The vendor's rate limit, still hit after the retries: the client should slow down
+    too, so it gets a 429 with Retry-After (the vendor's value, or a default)."""
+
+    status = 429
     type = "provider_rate_limited"
     retryable = True
+    default_retry_after = 5
+
+    @property
+    def retry_after_seconds(self) -> int:
+        seconds = super().retry_after_seconds
+        return self.default_retry_after if seconds is None else seconds
 
 
 class ProviderUpstreamError(ProviderError):

@@ -76,6 +76,7 @@ class OpenAIError(Exception):
         type_: str,
         code: str | None = None,
         param: str | None = None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = (
@@ -85,6 +86,7 @@ class OpenAIError(Exception):
             code,
             param,
         )
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return {
@@ -119,13 +121,23 @@ def openai_error(exc: Exception) -> OpenAIError:
         return OpenAIError(429, str(exc.detail), "rate_limit_exceeded", "rate_limit_exceeded")
     if isinstance(exc, drf_exceptions.APIException):
         return OpenAIError(exc.status_code, str(exc.detail), "invalid_request_error")
+    if isinstance(exc, ProviderError | ApplicationError) and exc.status == 429:
+        # The vendor's limit or ours: the SDKs raise RateLimitError and honour Retry-After.
+        code = "insufficient_quota" if exc.type == "token_budget_exhausted" else None
+        return OpenAIError(
+            429,
+            exc.message,
+            "rate_limit_error",
+            code or "rate_limit_exceeded",
+            headers=getattr(exc, "headers", None),
+        )
     if isinstance(exc, ProviderError):
         if exc.type in ("unknown_provider", "model_not_found"):
             return OpenAIError(
                 404, exc.message, "invalid_request_error", "model_not_found", "model"
             )
         kind = "invalid_request_error" if exc.status == 400 else "api_error"
-        return OpenAIError(exc.status, exc.message, kind, exc.type)
+        return OpenAIError(exc.status, exc.message, kind, exc.type, headers=exc.headers)
     if isinstance(exc, ApplicationError):
         return OpenAIError(exc.status, exc.message, "invalid_request_error", exc.type)
     return OpenAIError(500, "Internal server error.", "api_error")
@@ -142,7 +154,7 @@ class _OpenAIView(AsyncAPIView):
 
     def handle_exception(self, exc: Exception) -> Response:
         error = openai_error(exc)
-        return Response(error.body(), status=error.status)
+        return Response(error.body(), status=error.status, headers=error.headers)
 
 
 def _subtenant(request: Request) -> Subtenant:

@@ -107,7 +107,7 @@ async def test_the_last_error_is_raised_when_every_provider_fails(pair):
         async for _event in stream:
             pass
 
-    assert caught.value.provider == "anthropic" and caught.value.status == 502
+    assert caught.value.provider == "anthropic" and caught.value.status == 429
     assert [type(e) for e in stream.errors] == [ProviderAuthError] + [ProviderRateLimitError] * 3
 
 

@@ -135,7 +135,8 @@ def test_error_dict_has_the_shared_shape_with_provider_details():
         "message": "slow down",
         "details": {"provider": "openai", "upstream_status": 429, "retry_after": 2.0},
     }
-    assert (error.status, error.retryable) == (502, True)
+    assert (error.status, error.retryable) == (429, True)
+    assert error.headers == {"Retry-After": "2"}
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,7 @@ def test_error_dict_has_the_shared_shape_with_provider_details():
         (404, 400, False),
         (408, 502, True),
         (422, 400, False),
-        (429, 502, True),
+        (429, 429, True),
         (500, 502, True),
         (503, 502, True),
         (529, 502, True),
