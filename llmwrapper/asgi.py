@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP through Django, WebSocket through Channels' router."""
+"""ASGI entry point: HTTP through Django, WebSocket through Channels' router.
+
+Importing it (what every server does first) also makes the process's logging redact
+credentials, the server's own access lines included.
+"""
 
 import os
 
@@ -8,6 +12,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmwrapper.settings")
 
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
+
+# Now that the server and Django have set up logging: every handler redacts credentials.
+from llmwrapper.observability import redaction  # noqa: E402
+
+redaction.install()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

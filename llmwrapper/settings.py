@@ -349,6 +349,14 @@ LOGGING["handlers"]["console"]["formatter"] = "plain" if LOG_FORMAT == "text" el
 # loaded; its access log is off, since the request log says more.
 LOGGING["loggers"]["uvicorn"] = {"handlers": ["console"], "level": "INFO", "propagate": False}
 LOGGING["loggers"]["uvicorn.access"] = {"handlers": [], "propagate": False}
+# Credentials (keys in query strings, Authorization values, lw_ and sk- keys) are
+# redacted from every line, the servers' own included; importing the ASGI application
+# also puts the filter on the handlers the server set up (observability.redaction).
+LOGGING["filters"] = {"redact": {"()": "llmwrapper.observability.redaction.RedactSecrets"}}
+LOGGING["handlers"]["console"]["filters"] = ["redact"]
+# Django's default handlers for "django" (an unfiltered console copy under DEBUG, and
+# mail_admins) are dropped: its records reach the console handler through the root.
+LOGGING["loggers"]["django"] = {"level": "INFO"}
 # GET /metrics: callers must come from METRICS_ALLOWED_IPS (IPs or CIDRs; empty or "*"
 # for any) and, when METRICS_TOKEN is set, send it as a Bearer token.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

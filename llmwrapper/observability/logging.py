@@ -41,7 +41,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in islice(record.__dict__.items(), _FIRST_EXTRA, None):
             if key not in _SKIPPED_EXTRAS and not key.startswith("_"):
                 entry[key] = value
-        if record.exc_info:
+        if record.exc_text:  # set (and redacted) by RedactSecrets
+            entry["exc_info"] = record.exc_text
+        elif record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack_info"] = self.formatStack(record.stack_info)

@@ -29,8 +29,10 @@ from django.http.response import HttpResponseBase
 from llmwrapper.observability import metrics, tracing
 from llmwrapper.observability.context import RequestRecord, current_request
 from llmwrapper.observability.logging import loggable_content
+from llmwrapper.observability.redaction import redact_text
 
 REQUEST_ID_HEADER = "X-Request-ID"
+MAX_LOGGED_QUERY_CHARS = 1000
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 request_logger = logging.getLogger("llmwrapper.request")
@@ -204,6 +206,13 @@ class _Exchange:
             "key_prefix": None,
             "subtenant_id": None,
         }
+        query = self.request.META.get("QUERY_STRING")
+        if query:
+            # Redacted before the cut, so that a credential straddling it is still found.
+            query = redact_text(query)
+            if len(query) > MAX_LOGGED_QUERY_CHARS:
+                query = query[:MAX_LOGGED_QUERY_CHARS] + "…[truncated]"
+            fields["query"] = query
         # Set by ApiKeyAuthentication: the key's public prefix and its subtenant only.
         key = getattr(self.request, "api_key", None)
         if key is not None:
