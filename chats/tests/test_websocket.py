@@ -32,6 +32,16 @@ def connect_to(chat, raw_key=None, *, origin=None, query=""):
     return WebsocketCommunicator(application, f"/ws/chats/{chat.id}/{query}", headers=headers)
 
 
+async def refused_with(ws) -> tuple[str, int]:
+    """A refused socket is accepted, sent an error frame, then closed: (type, code)."""
+    connected, _ = await ws.connect()
+    assert connected
+    frame = await ws.receive_json_from()
+    closed = await ws.receive_output()
+    assert closed["type"] == "websocket.close"
+    return frame["error"]["type"], closed["code"]
+
+
 async def receive_until_end(ws, timeout=5):
     frames = []
     while True:
@@ -95,8 +105,7 @@ async def test_malformed_frames_get_an_error_frame_and_the_connection_stays_open
 @pytest.mark.parametrize("raw_key", [None, "lw_wrong"])
 async def test_bad_key_closes_with_4001(setup, raw_key):
     chat, _, _ = setup
-    connected, code = await connect_to(chat, raw_key).connect()
-    assert (connected, code) == (False, 4001)
+    assert await refused_with(connect_to(chat, raw_key)) == ("unauthenticated", 4001)
 
 
 async def test_key_in_query_parameter_is_accepted(setup):
@@ -110,14 +119,13 @@ async def test_key_in_query_parameter_is_accepted(setup):
 async def test_another_tenants_chat_closes_with_4004(setup, make_tenant):
     chat, _, _ = setup
     _, intruder_key, _ = await sync_to_async(make_tenant)("intruder")
-    connected, code = await connect_to(chat, intruder_key).connect()
-    assert (connected, code) == (False, 4004)
+    assert await refused_with(connect_to(chat, intruder_key)) == ("not_found", 4004)
 
 
 async def test_origin_outside_the_allowlist_closes_with_4003(setup):
     chat, raw, _ = setup
-    connected, code = await connect_to(chat, raw, origin="https://evil.example").connect()
-    assert (connected, code) == (False, 4003)
+    refused = await refused_with(connect_to(chat, raw, origin="https://evil.example"))
+    assert refused == ("permission_denied", 4003)
     ws = connect_to(chat, raw, origin=settings.WEBSOCKET_ALLOWED_ORIGINS[0])
     assert (await ws.connect())[0]
     await ws.disconnect()
