@@ -20,6 +20,7 @@ redaction.install()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from llmwrapper.middleware import AllowedHostsWebSocketMiddleware  # noqa: E402
 from llmwrapper.observability.tracing import (  # noqa: E402
     TracedAsgiApp,
     configure_tracing_from_settings,
@@ -32,6 +33,6 @@ configure_tracing_from_settings()
 application = ProtocolTypeRouter(
     {
         "http": TracedAsgiApp(django_asgi_app),
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": AllowedHostsWebSocketMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

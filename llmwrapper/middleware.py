@@ -1,15 +1,18 @@
-"""Middleware that must run before any view reads the request body."""
+"""Middleware that must run before any view reads the request body, and the Host check
+of every HTTP request and WebSocket handshake."""
 
 from __future__ import annotations
 
 import abc
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import split_domain_port, validate_host
 
 from llmwrapper.errors import error_response, request_too_large_body
 
@@ -144,3 +147,98 @@ class BrowserSessionMiddleware(AsyncCapableMiddleware):
         if request.path.startswith(API_PATHS):
             return await self.get_response(request)
         return await self.browser(request)
+
+
+# Host checks. Django applies ALLOWED_HOSTS only where `request.get_host()` is called
+# (the admin), so without these the API, `/metrics` and the WebSocket would answer any
+# Host: a DNS-rebinding page could then read `/metrics`, which trusts 127.0.0.1, through
+# a victim's browser. `/health` answers any Host: load balancers probe it by address,
+# and it tells nothing.
+HOST_CHECK_EXEMPT_PATHS = frozenset({"/health"})
+
+
+def host_allowed(host: str | None) -> bool:
+    """Whether a Host header value (port included) is one ALLOWED_HOSTS accepts.
+
+    No header at all passes: browsers, the only way to ride a victim's network, always
+    send one. Verdicts are cached per distinct value and setting.
+    """
+    if host is None:
+        return True
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]  # as Django does
+    return _host_verdict(host, tuple(allowed))
+
+
+@functools.lru_cache(maxsize=1024)
+def _host_verdict(host: str, allowed: tuple[str, ...]) -> bool:
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, allowed)
+
+
+def _host_header(headers: Mapping[str, str]) -> str | None:
+    if settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in headers:
+        return headers["HTTP_X_FORWARDED_HOST"]
+    return headers.get("HTTP_HOST")
+
+
+def scope_host(scope: Mapping[str, Any]) -> str | None:
+    """The Host an ASGI scope was asked for (repeated headers joined, as Django does)."""
+    wanted = b"x-forwarded-host" if settings.USE_X_FORWARDED_HOST else b"host"
+    values = _header_values(scope.get("headers", ()), wanted)
+    if not values and wanted != b"host":
+        values = _header_values(scope.get("headers", ()), b"host")
+    return ",".join(values) if values else None
+
+
+def _header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
+    return [value.decode("latin1") for key, value in headers if key.lower() == name]
+
+
+def invalid_host_response() -> JsonResponse:
+    return error_response("invalid_host", "Invalid Host header.", 400)
+
+
+class AllowedHostsMiddleware(AsyncCapableMiddleware):
+    """Answer 400 (`invalid_host`) to a request whose Host is not in ALLOWED_HOSTS."""
+
+    def _refused(self, request: HttpRequest) -> JsonResponse | None:
+        if host_allowed(_host_header(request.META)) or request.path in HOST_CHECK_EXEMPT_PATHS:
+            return None
+        return invalid_host_response()
+
+    def handle_sync(self, request: HttpRequest) -> HttpResponse:
+        return self._refused(request) or self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        return self._refused(request) or await self.get_response(request)
+
+
+AsgiApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class AllowedHostsWebSocketMiddleware:
+    """ASGI middleware refusing WebSocket handshakes whose Host is not in ALLOWED_HOSTS.
+
+    The handshake is closed before it is accepted, which clients see as HTTP 403.
+    """
+
+    def __init__(self, app: AsgiApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict]],
+        send: Callable[[dict], Awaitable[None]],
+    ) -> None:
+        if scope["type"] == "websocket" and not host_allowed(scope_host(scope)):
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await self.app(scope, receive, send)

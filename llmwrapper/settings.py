@@ -20,6 +20,8 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 # An insecure key is generated for local runs only; production must set SECRET_KEY.
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-only-" + "x" * 40)
 DEBUG = env.bool("DEBUG", default=False)
+# Checked on every request and WebSocket handshake (llmwrapper.middleware), not only by
+# the admin: other Hosts get 400 `invalid_host` (WebSocket: refused). /health answers any.
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -48,6 +50,7 @@ if "runserver" in sys.argv:
 
 MIDDLEWARE = [
     "llmwrapper.observability.middleware.RequestObservabilityMiddleware",
+    "llmwrapper.middleware.AllowedHostsMiddleware",
     "llmwrapper.middleware.BodySizeLimitMiddleware",
     "tenants.limits.RateLimitHeadersMiddleware",
     "llmwrapper.middleware.SecurityHeadersMiddleware",
