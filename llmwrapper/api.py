@@ -45,6 +45,18 @@ def validate_json_object(value: Any) -> dict:
     return value
 
 
+def query_param(request: Request, name: str, field: serializers.Field) -> Any:
+    """A query parameter validated by `field` (None when absent or blank); a value the
+    field refuses is a 400 naming the parameter."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return field.run_validation(raw)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({name: exc.detail}) from exc
+
+
 def paginated(request: Request, queryset: Any, serializer_class: type, **context: Any) -> Any:
     """One page of `queryset`, serialized, in the `{count, next, previous, results}` shape."""
     from llmwrapper.pagination import Pagination

@@ -101,7 +101,7 @@ def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, Any, int]:
     message = str(exc.detail)
     if isinstance(exc, drf_exceptions.NotAuthenticated):
         message = "Missing API key: send 'Authorization: Bearer <key>'."
-    return type_, message, None, exc.status_code
+    return type_, message, getattr(exc, "details", None), exc.status_code
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

@@ -86,6 +86,25 @@ class BodySizeLimitMiddleware(AsyncCapableMiddleware):
         return error_response("internal_error", "Internal server error.", 500)
 
 
+class UrlTextMiddleware(AsyncCapableMiddleware):
+    """Answer 400 in the error shape for a NUL character in the path or query string,
+    before any view passes it to the database (see `llmwrapper.parsers.url_problem`)."""
+
+    def _refused(self, request: HttpRequest) -> JsonResponse | None:
+        from llmwrapper.parsers import url_problem
+
+        problem = url_problem(request)
+        if problem is None:
+            return None
+        return error_response("validation_error", "Invalid request: see details.", 400, problem)
+
+    def handle_sync(self, request: HttpRequest) -> HttpResponse:
+        return self._refused(request) or self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        return self._refused(request) or await self.get_response(request)
+
+
 class SecurityHeadersMiddleware(AsyncCapableMiddleware):
     """Django's SecurityMiddleware and XFrameOptionsMiddleware, run inline.
 

@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "tenants.limits.RateLimitHeadersMiddleware",
     "llmwrapper.middleware.SecurityHeadersMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "llmwrapper.middleware.UrlTextMiddleware",
     # Sessions, auth, messages and APPEND_SLASH for the admin only (see the class).
     "llmwrapper.middleware.BrowserSessionMiddleware",
 ]
@@ -203,7 +204,10 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["llmwrapper.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["llmwrapper.auth.IsApiKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Depth-bounded, refusing NUL, unpaired surrogates and non-finite numbers (400).
+    "DEFAULT_PARSER_CLASSES": ["llmwrapper.parsers.SafeJSONParser"],
+    # JSON is the one format: `?format=` is an ordinary (ignored) query parameter.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_PAGINATION_CLASS": "llmwrapper.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "llmwrapper.errors.exception_handler",

@@ -273,16 +273,22 @@ class UsageQuerySerializer(serializers.Serializer):
     start = serializers.DateField(required=False, help_text="First day (UTC), default 30 days ago.")
     end = serializers.DateField(required=False, help_text="Last day (UTC), default today.")
 
+    MAX_DAYS = 366
+
     def validate(self, attrs: dict) -> dict:
         import datetime as dt
 
-        today = dt.datetime.now(dt.UTC).date()
-        attrs.setdefault("end", today)
-        attrs.setdefault("start", attrs["end"] - dt.timedelta(days=30))
+        attrs.setdefault("end", dt.datetime.now(dt.UTC).date())
+        if "start" not in attrs:
+            # Near year 1 the default window is cut at the first representable day.
+            days = min(30, (attrs["end"] - dt.date.min).days)
+            attrs["start"] = attrs["end"] - dt.timedelta(days=days)
         if attrs["start"] > attrs["end"]:
             raise serializers.ValidationError({"start": ["Must not be after 'end'."]})
-        if (attrs["end"] - attrs["start"]).days > 366:
-            raise serializers.ValidationError({"start": ["A report covers at most 366 days."]})
+        if (attrs["end"] - attrs["start"]).days > self.MAX_DAYS:
+            raise serializers.ValidationError(
+                {"start": [f"A report covers at most {self.MAX_DAYS} days."]}
+            )
         return attrs
 
 

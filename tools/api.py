@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from llmwrapper.api import StrictSerializer, principal
+from llmwrapper.api import StrictSerializer, principal, query_param
 from llmwrapper.async_views import AsyncAPIView
 from tenants.models import Subtenant
 from tenants.selectors import subtenant_access
@@ -35,7 +35,7 @@ def caller_scope(request: Request, subtenant_id: Any = None) -> Subtenant | None
         if subtenant_id and str(subtenant_id) != str(caller.key.subtenant_id):
             subtenant_access(key=caller.key, subtenant_id=subtenant_id)  # raises 404
         return caller.subtenant
-    subtenant_id = subtenant_id or request.query_params.get("subtenant")
+    subtenant_id = subtenant_id or query_param(request, "subtenant", serializers.UUIDField())
     return subtenant_access(key=caller.key, subtenant_id=subtenant_id) if subtenant_id else None
 
 
