@@ -4,6 +4,12 @@ With REDIS_URL set, one Lua script per check reads and increments a sliding-wind
 counter atomically, so N processes enforce one limit. Without Redis, an in-process
 counter with a lock does the same for a single process.
 
+When Redis cannot be reached, limits fail open to the in-process counter: no request
+fails because of Redis, and each limit still holds per process (N processes then let
+up to N times the limit through). Redis is tried again after `REDIS_RETRY_SECONDS`;
+a warning is logged at most every `WARN_EVERY_SECONDS`, and every check counted in the
+process meanwhile increments `llmwrapper_rate_limit_unavailable_total`.
+
 The sliding window is the two-fixed-windows approximation: the previous window's
 count, weighted by how much of it still overlaps the last `window` seconds, plus the
 current window's count. With an empty previous window exactly `limit` units pass.
@@ -11,6 +17,7 @@ current window's count. With an empty previous window exactly `limit` units pass
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -18,6 +25,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
+
+from llmwrapper.observability.metrics import RATE_LIMIT_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+
+REDIS_RETRY_SECONDS = 1.0
+WARN_EVERY_SECONDS = 60.0
 
 _SCRIPT = """
 local limit = tonumber(ARGV[1])
@@ -84,6 +98,44 @@ class _LocalCounters:
 _local = _LocalCounters()
 
 
+class _RedisState:
+    """Whether Redis answered lately; a failure sets it aside for a short while."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._retry_at = 0.0
+        self._warned_at = -WARN_EVERY_SECONDS
+        self._down = False
+
+    def usable(self) -> bool:
+        return time.monotonic() >= self._retry_at
+
+    def failed(self, exc: Exception) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._retry_at, self._down = now + REDIS_RETRY_SECONDS, True
+            warn = now - self._warned_at >= WARN_EVERY_SECONDS
+            if warn:
+                self._warned_at = now
+        if warn:
+            logger.warning(
+                "Rate-limit counters cannot reach Redis (%s: %s); counting in this "
+                "process until it answers again",
+                type(exc).__name__,
+                exc,
+            )
+
+    def answered(self) -> None:
+        if self._down:
+            with self._lock:
+                was_down, self._down = self._down, False
+            if was_down:
+                logger.warning("Rate-limit counters reach Redis again")
+
+
+_redis_state = _RedisState()
+
+
 @lru_cache(maxsize=4)
 def _redis(url: str):  # type: ignore[no-untyped-def]
     import redis
@@ -101,13 +153,32 @@ def hit(key: str, *, limit: int, cost: int = 1, window_s: float | None = None) -
     now_ms = int(time.time() * 1000)
     full_key = f"{settings.CACHE_KEY_PREFIX}:rl:{key}"
     if settings.REDIS_URL:
-        _, script = _redis(settings.REDIS_URL)
-        allowed, used, reset = script(keys=[full_key], args=[limit, window_ms, now_ms, cost])
-        return Decision(bool(int(allowed)), limit, float(used), float(reset))
+        decision = _redis_hit(full_key, limit=limit, window_ms=window_ms, now_ms=now_ms, cost=cost)
+        if decision is not None:
+            return decision
+        RATE_LIMIT_UNAVAILABLE.inc()
     allowed, used, reset = _local.hit(
         full_key, limit=limit, window_ms=window_ms, now_ms=now_ms, cost=cost
     )
     return Decision(allowed, limit, used, reset)
+
+
+def _redis_hit(
+    full_key: str, *, limit: int, window_ms: int, now_ms: int, cost: int
+) -> Decision | None:
+    """The shared counter's decision, or None when Redis cannot be reached now."""
+    if not _redis_state.usable():
+        return None
+    import redis
+
+    _, script = _redis(settings.REDIS_URL)
+    try:
+        allowed, used, reset = script(keys=[full_key], args=[limit, window_ms, now_ms, cost])
+    except redis.RedisError as exc:
+        _redis_state.failed(exc)
+        return None
+    _redis_state.answered()
+    return Decision(bool(int(allowed)), limit, float(used), float(reset))
 
 
 def reset_local() -> None:

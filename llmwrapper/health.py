@@ -1,4 +1,11 @@
-"""`GET /health`: the service, its database and (when configured) Redis."""
+"""`GET /health`: the service, its database and (when configured) Redis.
+
+`status` is "ok" when every check is, "degraded" otherwise; each check says whether
+the service needs it (`required`). Without the database nothing works: 503. Without
+Redis the API still answers (rate limits are counted per process, the cache misses,
+WebSocket fan-out across processes stops): 200, so a load balancer keeps routing to
+processes that can serve, while monitoring sees "degraded" and the Redis check down.
+"""
 
 from __future__ import annotations
 
@@ -47,9 +54,10 @@ def _check_redis() -> None:
 
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _timed(_check_database)}
+    checks = {"database": {**_timed(_check_database), "required": True}}
     if settings.REDIS_URL:
-        checks["redis"] = _timed(_check_redis)
+        checks["redis"] = {**_timed(_check_redis), "required": False}
     healthy = all(check["status"] == "ok" for check in checks.values())
+    serving = all(check["status"] == "ok" for check in checks.values() if check["required"])
     body = {"status": "ok" if healthy else "degraded", "checks": checks}
-    return JsonResponse(body, status=200 if healthy else 503)
+    return JsonResponse(body, status=200 if serving else 503)

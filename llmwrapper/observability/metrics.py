@@ -83,6 +83,10 @@ TOOL_DURATION = Histogram(
     ["kind"],
     buckets=_LATENCY_BUCKETS,
 )
+RATE_LIMIT_UNAVAILABLE = Counter(
+    "llmwrapper_rate_limit_unavailable",
+    "Rate-limit checks counted in the process alone because Redis could not be reached.",
+)
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     from prometheus_client import multiprocess

@@ -36,12 +36,22 @@ def test_health_reports_a_stopped_database(client):
     body = response.json()
     assert body["status"] == "degraded"
     assert body["checks"]["database"]["status"] == "down"
+    assert body["checks"]["database"]["required"] is True
     assert "nonexistent" not in response.content.decode()
 
 
 @pytest.mark.django_db
-def test_health_reports_an_unreachable_redis(client):
+def test_health_reports_an_unreachable_redis_as_degraded_but_serving(client):
+    # Without Redis the API still answers (limits count per process), so a load
+    # balancer should keep the process: 200, with the status and the check saying so.
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
         response = client.get("/health")
-    assert response.status_code == 503
-    assert response.json()["checks"]["redis"]["status"] == "down"
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["redis"] == {
+        "status": "down",
+        "error": "ConnectionError",
+        "required": False,
+    }
+    assert body["checks"]["database"]["required"] is True
