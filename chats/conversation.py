@@ -21,10 +21,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 
 from chats import fanout, history, leases, services
 from chats.models import Chat, Message
 from chats.serializers import MessageSerializer
+from llmwrapper import db
 from llmwrapper.errors import ValidationFailedError
 from providers import gateway, wire
 from providers import services as provider_services
@@ -191,14 +193,16 @@ def _prepare(chat: Chat, key: ApiKey, send: SendInput) -> Turn:
 
 
 async def prepare_turn(*, chat: Chat, key: ApiKey, send: SendInput) -> Turn:
-    turn = await sync_to_async(_prepare)(chat, key, send)
+    turn = await db.run(_prepare, chat, key, send)
     try:
         turn.executor = await provider_services.tool_executor(
             subtenant=chat.subtenant, selection=send.server_tools
         )
+        await sync_to_async(db.release)()  # no connection is held while the model answers
     except BaseException:
         if turn.placeholder is not None:
-            await sync_to_async(services.message_update)(
+            await db.run(
+                services.message_update,
                 message=turn.placeholder,
                 status=Message.Status.ERROR,
                 error="The turn could not start.",
@@ -223,7 +227,8 @@ class _Progress:
             message, self.placeholder = self.placeholder, None
         else:
             target = self.turn.target
-            [message] = await sync_to_async(services.messages_append)(
+            [message] = await db.run(
+                services.messages_append,
                 chat=self.turn.chat,
                 messages=[
                     {
@@ -246,13 +251,21 @@ class _Progress:
         every = settings.CHAT_PARTIAL_SAVE_SECONDS
         if self.current is not None and every and time.monotonic() - self.saved_at >= every:
             self.saved_at = time.monotonic()
-            await sync_to_async(services.message_update)(
-                message=self.current, content="".join(self.parts), status=Message.Status.STREAMING
-            )
+            try:
+                await db.run(
+                    services.message_update,
+                    message=self.current,
+                    content="".join(self.parts),
+                    status=Message.Status.STREAMING,
+                )
+            except DatabaseError:  # the stream goes on; the final write saves it all
+                logger.warning("Could not save a stream's partial text", exc_info=True)
 
     async def close_assistant(self, round_: RoundCompleted) -> Message:
         assert self.current is not None
-        message = await sync_to_async(services.message_update)(
+        message = await db.run(
+            services.message_update,
+            retry_for=settings.DATABASE_RETRY_SECONDS,
             message=self.current,
             content=round_.text,
             tool_calls=[wire.tool_call_to_api(c) for c in round_.tool_calls],
@@ -269,7 +282,8 @@ class _Progress:
         return message
 
     async def add_tool_result(self, result: ToolResult) -> Message:
-        [message] = await sync_to_async(services.messages_append)(
+        [message] = await db.run(
+            services.messages_append,
             chat=self.turn.chat,
             messages=[
                 {
@@ -292,8 +306,13 @@ class _Progress:
         message, self.current = self.current, None
         try:
             await asyncio.shield(
-                sync_to_async(services.message_update)(
-                    message=message, content="".join(self.parts), status=status, error=error
+                db.run(
+                    services.message_update,
+                    retry_for=settings.DATABASE_RETRY_SECONDS,
+                    message=message,
+                    content="".join(self.parts),
+                    status=status,
+                    error=error,
                 )
             )
         finally:

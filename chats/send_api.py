@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -24,6 +25,7 @@ from rest_framework.response import Response
 from chats import conversation, leases, selectors, services
 from chats.models import Chat, IdempotencyRecord
 from chats.serializers import MessageSerializer, SendMessageSerializer
+from llmwrapper import db
 from llmwrapper.api import paginated, principal
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.errors import ValidationFailedError
@@ -65,7 +67,7 @@ class _SendBase(AsyncAPIView):
         self, request: Request, chat_pk: str
     ) -> tuple[Chat, conversation.SendInput, IdempotencyRecord | None]:
         key = principal(request).key
-        chat = await sync_to_async(selectors.chat_access)(key=key, chat_id=chat_pk)
+        chat = await db.run(selectors.chat_access, key=key, chat_id=chat_pk)
         serializer = SendMessageSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -77,7 +79,8 @@ class _SendBase(AsyncAPIView):
         if idempotency_key:
             if len(idempotency_key) > 255:
                 raise ValidationFailedError("Idempotency-Key is too long (255 characters at most).")
-            record = await sync_to_async(services.idempotency_claim)(
+            record = await db.run(
+                services.idempotency_claim,
                 chat=chat,
                 key=idempotency_key,
                 fingerprint=services.request_fingerprint(request.data),
@@ -95,7 +98,7 @@ class _SendBase(AsyncAPIView):
             return await conversation.prepare_turn(chat=chat, key=principal(request).key, send=send)
         except Exception:
             if record is not None:
-                await sync_to_async(services.idempotency_finish)(record=record, response=None)
+                await db.run(services.idempotency_finish, record=record, response=None)
             raise
 
 
@@ -114,7 +117,12 @@ async def _remember(
     finally:
         if record is not None:
             try:
-                await sync_to_async(services.idempotency_finish)(record=record, response=completed)
+                await db.run(
+                    services.idempotency_finish,
+                    retry_for=settings.DATABASE_RETRY_SECONDS,
+                    record=record,
+                    response=completed,
+                )
             finally:
                 leases.release(records=(record.id,))
 

@@ -99,11 +99,18 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 # from psycopg's pool instead (DATABASE_POOL_MAX_SIZE connections per process).
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Streams hold a connection only for each short write (llmwrapper/db.py). A pool with no
+# connection free within DATABASE_POOL_TIMEOUT answers 503 with Retry-After at once.
+# CONN_HEALTH_CHECKS makes the pool check every connection it lends, so after a
+# database restart the dead ones are replaced instead of failing their requests.
+DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=2.0)
+# How long the final write of a streamed answer is retried while the database is away.
+DATABASE_RETRY_SECONDS = env.float("DATABASE_RETRY_SECONDS", default=15.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
-        "timeout": 10,
+        "timeout": DATABASE_POOL_TIMEOUT,
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the SSE and WebSocket paths write while others read.
@@ -276,6 +283,10 @@ PRIVATE_CLOUD_API_KEY = env.str("PRIVATE_CLOUD_API_KEY", default="")
 PRIVATE_CLOUD_DEFAULT_MODEL = env.str("PRIVATE_CLOUD_DEFAULT_MODEL", default="default")
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=120.0)
+# One model call (all its retries and fallbacks) ends within the total; a stream also
+# ends when no whole event arrived for the idle time. Both raise a 504 provider_timeout.
+PROVIDER_TOTAL_TIMEOUT = env.float("PROVIDER_TOTAL_TIMEOUT", default=300.0)
+PROVIDER_IDLE_TIMEOUT = env.float("PROVIDER_IDLE_TIMEOUT", default=60.0)
 PROVIDER_MAX_RETRIES = env.int("PROVIDER_MAX_RETRIES", default=2)
 PROVIDER_RETRY_BASE_DELAY = env.float("PROVIDER_RETRY_BASE_DELAY", default=0.5)
 PROVIDER_RETRY_MAX_DELAY = env.float("PROVIDER_RETRY_MAX_DELAY", default=8.0)
@@ -337,7 +348,14 @@ SECRETS_ENCRYPTION_KEY = env.str("SECRETS_ENCRYPTION_KEY", default="")
 # the outbound guard.
 CODE_FUNCTIONS_ENABLED = env.bool("CODE_FUNCTIONS_ENABLED", default=True)
 SANDBOX_TIMEOUT = env.float("SANDBOX_TIMEOUT", default=5.0)
+# A call's memory and processes in total, over everything it forks: a cgroup per call
+# where the service's cgroup tree is writable, else SANDBOX_MEMORY_MB shared out as
+# address space over at most SANDBOX_FALLBACK_MAX_PROCS processes. SANDBOX_LIMIT_MODE:
+# auto, cgroup (refuse calls without one), rlimit, or per_process (no total: opt-out).
 SANDBOX_MEMORY_MB = env.int("SANDBOX_MEMORY_MB", default=256)
+SANDBOX_MAX_PROCS = env.int("SANDBOX_MAX_PROCS", default=16)
+SANDBOX_FALLBACK_MAX_PROCS = env.int("SANDBOX_FALLBACK_MAX_PROCS", default=4)
+SANDBOX_LIMIT_MODE = env.str("SANDBOX_LIMIT_MODE", default="auto")
 SANDBOX_MAX_CONCURRENT = env.int("SANDBOX_MAX_CONCURRENT", default=4)
 # Private hosts, IPs or CIDRs that webhooks and MCP servers may reach (e.g. 10.0.0.0/8).
 OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
