@@ -2,9 +2,12 @@
 
 A request hands its finished `LlmCall` rows to the writer and answers at once; the
 writer stores them in batches, with their tokens counted against the subtenant's
-limits, on a database connection it keeps. Records reach the database milliseconds
-later; at exit the queue is drained. With CALL_RECORDS_IN_BACKGROUND=false they are
-written before the response instead.
+limits. Records reach the database milliseconds later. None is lost to a database
+that went away: the writer keeps the batch and retries on a fresh connection with
+backoff until it is stored (inserts are idempotent: ids are made here), and at exit it
+drains what it holds. A record the database refuses for what it contains is logged
+and skipped, and the rest of its batch is stored. With CALL_RECORDS_IN_BACKGROUND=false
+they are written before the response instead.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import atexit
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from providers.models import LlmCall
 
@@ -25,11 +29,13 @@ logger = logging.getLogger(__name__)
 
 Batch = list[LlmCall]
 _MAX_BATCH = 500
+_RETRY_FIRST_DELAY = 0.2
+_RETRY_MAX_DELAY = 5.0
 
 
 def store(records: Batch, count_tokens: Callable[[object, int], None]) -> None:
     """Insert records and count their tokens per subtenant (runs in the caller's thread)."""
-    LlmCall.objects.bulk_create(records)
+    LlmCall.objects.bulk_create(records, ignore_conflicts=True)
     tokens: dict[object, int] = defaultdict(int)
     subtenants = {}
     for record in records:
@@ -87,16 +93,49 @@ class RecordWriter:
                     self._idle.notify_all()
 
     def _write(self, records: Batch) -> None:
-        for attempt in (1, 2):
+        delay = _RETRY_FIRST_DELAY
+        while True:
             try:
                 store(records, self._count_tokens)
                 return
-            except Exception:
-                # A connection the server dropped: reconnect once before giving up.
+            except (OperationalError, InterfaceError) as exc:
+                # The database went away: keep the records and retry on a new connection.
+                logger.warning(
+                    "Database unavailable (%s): keeping %d LLM call records, retrying in %.1f s",
+                    exc,
+                    len(records),
+                    delay,
+                )
                 connection.close()
-                if attempt == 2:
-                    # Records must not take the service down; the log keeps what was lost.
-                    logger.exception("could not store %d LLM call records", len(records))
+                time.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_DELAY)
+            except Exception:
+                connection.close()
+                self._write_each(records)
+                return
+            finally:
+                # No connection is kept between batches: the pool lends a checked one.
+                connection.close()
+
+    def _write_each(self, records: Batch) -> None:
+        """Store records one by one, skipping (and logging) those the database refuses."""
+        for record in records:
+            try:
+                self._write_one(record)
+            except Exception:
+                connection.close()
+                logger.exception("could not store LLM call record %s", record.id)
+
+    def _write_one(self, record: LlmCall) -> None:
+        delay = _RETRY_FIRST_DELAY
+        while True:
+            try:
+                store([record], self._count_tokens)
+                return
+            except (OperationalError, InterfaceError):
+                connection.close()
+                time.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_DELAY)
 
 
 _writer: RecordWriter | None = None
