@@ -31,9 +31,13 @@ from tools.schema import validate_arguments
 def sandbox() -> Sandbox:
     return Sandbox(
         limits=SandboxLimits(
-            timeout_s=settings.SANDBOX_TIMEOUT, memory_mb=settings.SANDBOX_MEMORY_MB
+            timeout_s=settings.SANDBOX_TIMEOUT,
+            memory_mb=settings.SANDBOX_MEMORY_MB,
+            max_procs=settings.SANDBOX_MAX_PROCS,
+            fallback_max_procs=settings.SANDBOX_FALLBACK_MAX_PROCS,
         ),
         max_concurrent=settings.SANDBOX_MAX_CONCURRENT,
+        limit_mode=settings.SANDBOX_LIMIT_MODE,
     )
 
 

@@ -6,6 +6,12 @@ a read-only root with only a Python interpreter, its stdlib and the system share
 libraries, a small tmpfs as /tmp, an empty environment, a seccomp filter
 (tools/seccomp.py), rlimits applied by the runner (tools/sandbox_runner.py) before any
 user code, a wall-clock deadline and an output cap enforced while reading.
+
+A call's memory and process count are bounded in total, over all the processes it forks:
+by a cgroup of its own where the service's cgroup tree is writable
+(tools/sandbox_cgroup.py), otherwise by an rlimit budget, each process getting an equal
+share of the memory under a small process cap. Where neither can be enforced, calls are
+refused unless the operator chose per-process limits only (``limit_mode``).
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import fcntl
 import functools
 import json
@@ -40,6 +45,8 @@ from tools.errors import (
     SandboxUnavailableError,
     ToolInputError,
 )
+from tools.sandbox_cgroup import CallCgroup, CallEvents, CgroupError
+from tools.sandbox_limits import LIMIT_MODES, SandboxLimits, TotalBound, choose_bound
 from tools.seccomp import SeccompUnsupportedError, build_filter
 
 logger = logging.getLogger(__name__)
@@ -61,18 +68,6 @@ libs = {l.split()[-1] for l in open("/proc/self/maps") if ".so" in l and "/" in 
 print(json.dumps({"executable": os.path.realpath(sys.executable), "libs": sorted(libs),
                   "path": [p for p in sys.path if os.path.isdir(p)]}))
 """
-
-
-@dataclass(frozen=True)
-class SandboxLimits:
-    timeout_s: float = 5
-    cpu_s: int = 5
-    memory_mb: int = 256
-    output_bytes: int = 64_000
-    file_size_mb: int = 1
-    tmp_size_mb: int = 16
-    max_procs: int = 16
-    open_files: int = 64
 
 
 def _reachable_by_others(path: str) -> bool:
@@ -234,14 +229,18 @@ class Sandbox:
     def __init__(
         self,
         *,
-        limits: SandboxLimits = SandboxLimits(),  # frozen, safe to share
+        limits: SandboxLimits = SandboxLimits(),  # noqa: B008 - frozen, safe to share
         max_concurrent: int = 4,
         uid_base: int = 61000,
         uid_pool_size: int = 64,
         lock_dir: str = "/run/llmsandbox",
         python: str | None = None,
+        limit_mode: str = "auto",
     ) -> None:
+        if limit_mode not in LIMIT_MODES:
+            raise ValueError(f"limit_mode must be one of {', '.join(LIMIT_MODES)}")
         self.limits = limits
+        self.limit_mode = limit_mode
         self.max_concurrent = max_concurrent
         # 61000-61063: unallocated by Debian and systemd (whose DynamicUser range starts at
         # 61184). Only used when the service runs as root, which can switch to them.
@@ -253,10 +252,16 @@ class Sandbox:
         self._probe_lock = threading.Lock()
         self._status: tuple[bool, str] | None = None
         self._setup: _Setup | None = None
+        self._bound: TotalBound | None = None
 
     @property
     def uids(self) -> range | None:
         return self._pool.uids if self._pool else None
+
+    @property
+    def bound(self) -> TotalBound | None:
+        """How calls are bounded in total, once ``available()`` said yes."""
+        return self._bound if self.available()[0] else None
 
     def available(self) -> tuple[bool, str]:
         with self._probe_lock:
@@ -279,7 +284,7 @@ class Sandbox:
             )
             if self._pool:
                 self._pool.check()
-            result = self._execute("def probe():\n    return 42\n", {}, None)
+            result = self._probe_bound()
         except (SandboxUnavailableError, SeccompUnsupportedError) as exc:
             return False, str(exc)
         except Exception as exc:
@@ -288,7 +293,23 @@ class Sandbox:
         if result != 42:
             return False, f"sandbox probe returned {result!r}"
         mode = "per-call uids" if self._pool else "the service's own uid"
-        return True, f"bubblewrap sandbox ready ({mode})"
+        assert self._bound is not None
+        if self._bound.kind == "per_process":
+            logger.warning("sandbox: a call's total memory and processes are not bounded")
+        return True, f"bubblewrap sandbox ready ({mode}; {self._bound.describe()})"
+
+    def _probe_bound(self) -> Any:
+        """Pick the total bound and run a probe call under it; in ``auto`` mode a cgroup
+        tree that turns out unusable gives way to the rlimit budget."""
+        self._bound = choose_bound(self.limits, self.limit_mode)
+        try:
+            return self._execute("def probe():\n    return 42\n", {}, None)
+        except SandboxUnavailableError:
+            if self._bound.tree is None or self.limit_mode != "auto":
+                raise
+            logger.warning("sandbox: per-call cgroups failed; using the rlimit budget")
+            self._bound = choose_bound(self.limits, "rlimit")
+            return self._execute("def probe():\n    return 42\n", {}, None)
 
     async def run(
         self, code: str, arguments: dict[str, Any], *, function_name: str | None = None
@@ -314,7 +335,7 @@ class Sandbox:
                     "code": code,
                     "arguments": arguments,
                     "function_name": function_name,
-                    "limits": dataclasses.asdict(self.limits),
+                    "limits": self._bound.runner_limits(self.limits) if self._bound else {},
                 }
             ).encode()
         except (TypeError, ValueError) as exc:
@@ -323,12 +344,12 @@ class Sandbox:
             raise ToolInputError("arguments must be an object")
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise ToolInputError("code and arguments are too large")
-        assert self._setup is not None
+        assert self._setup is not None and self._bound is not None
         if self._pool is None:
-            return _Call(self._setup, self.limits, payload, None).run()
+            return _Call(self._setup, self.limits, self._bound, payload, None).run()
         uid, lock_fd = self._pool.acquire()
         try:
-            return _Call(self._setup, self.limits, payload, uid).run()
+            return _Call(self._setup, self.limits, self._bound, payload, uid).run()
         finally:
             self._pool.release(uid, lock_fd)
 
@@ -348,10 +369,16 @@ class _Call:
     """One sandboxed process: spawn, feed stdin, read capped output, kill and reap."""
 
     def __init__(
-        self, setup: _Setup, limits: SandboxLimits, payload: bytes, uid: int | None
+        self,
+        setup: _Setup,
+        limits: SandboxLimits,
+        bound: TotalBound,
+        payload: bytes,
+        uid: int | None,
     ) -> None:
         self.setup = setup
         self.limits = limits
+        self.bound = bound
         self.payload = payload
         self.uid = uid
         self.stdout = bytearray()
@@ -359,6 +386,8 @@ class _Call:
         self.info = b""
         self.init_pidfd: int | None = None
         self.started = False
+        self.cgroup: CallCgroup | None = None
+        self.events = CallEvents()
 
     def _argv(self, seccomp_fd: int, runner_fd: int, info_fd: int) -> list[str]:
         limits = self.limits
@@ -388,6 +417,22 @@ class _Call:
         ]  # fmt: skip
 
     def run(self) -> Any:
+        if self.bound.tree is not None:
+            try:
+                self.cgroup = self.bound.tree.create(
+                    self.bound.memory_mb * 1024 * 1024, self.bound.max_procs
+                )
+            except CgroupError as exc:
+                logger.error("sandbox: %s", exc)
+                msg = "the sandbox could not create the call's cgroup"
+                raise SandboxUnavailableError(msg) from exc
+        try:
+            return self._run()
+        finally:
+            if self.cgroup is not None and not self.cgroup.remove():
+                logger.error("sandbox: could not remove the call cgroup %s", self.cgroup.dirs)
+
+    def _run(self) -> Any:
         seccomp_fd = _memfd("seccomp", self.setup.seccomp)
         runner_fd = _memfd("runner", self.setup.runner)
         info_r, info_w = os.pipe()
@@ -422,16 +467,21 @@ class _Call:
             os.close(info_r)
             if self.init_pidfd is not None:
                 os.close(self.init_pidfd)
+            if self.cgroup is not None:
+                self.events = self.cgroup.events()
         return self._result(proc.returncode, outcome)
 
     def _communicate(self, proc: subprocess.Popen[bytes], info_r: int, deadline: float) -> str:
-        """Pump the pipes until the process closes them; return why we stopped."""
+        """Pump the pipes until the process closes them; return why we stopped.
+
+        The payload (and so the user's code) is written only once bwrap has reported the
+        runner's pid and the runner is in the call's cgroup: until then it waits on stdin.
+        """
         assert proc.stdin and proc.stdout and proc.stderr
         total = 0
         pending = memoryview(self.payload)
         os.set_blocking(proc.stdin.fileno(), False)
         with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdin, selectors.EVENT_WRITE)
             sel.register(proc.stdout, selectors.EVENT_READ)
             sel.register(proc.stderr, selectors.EVENT_READ)
             sel.register(info_r, selectors.EVENT_READ)
@@ -455,6 +505,10 @@ class _Call:
                         sel.unregister(key.fileobj)
                         if fd == info_r:
                             self._note_init_pid(proc.pid)
+                            if not self._place():
+                                return "unplaced"
+                            if self.started:
+                                sel.register(proc.stdin, selectors.EVENT_WRITE)
                         continue
                     if fd == info_r:
                         self.info += chunk
@@ -485,6 +539,23 @@ class _Call:
             else:
                 os.close(pidfd)
 
+    def _place(self) -> bool:
+        """Move the runner into the call's cgroup before it gets any code; its children
+        are born there. False (fail closed) when that cannot be done."""
+        if self.cgroup is None or not self.started:
+            return True
+        if self.init_pidfd is None:
+            return False
+        pid = int(json.loads(self.info)["child-pid"])
+        try:
+            self.cgroup.attach(pid)
+            # Still alive after the move, so the pid was not reused by another process.
+            signal.pidfd_send_signal(self.init_pidfd, 0)
+        except OSError as exc:
+            logger.error("sandbox: cannot move the runner into its cgroup: %s", exc)
+            return False
+        return True
+
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
         """Make sure nothing of this call survives.
 
@@ -506,7 +577,20 @@ class _Call:
                 stream.close()
 
     def _result(self, returncode: int, outcome: str) -> Any:
-        limits = self.limits
+        limits, bound = self.limits, self.bound
+        if outcome == "unplaced":
+            raise SandboxUnavailableError("the sandbox could not place the call in its cgroup")
+        reply = self._reply() if outcome == "done" else None
+        if self.events.oom_kills:  # the kernel killed a process for the call's total memory
+            raise SandboxLimitError(
+                f"the function exceeded the memory limit ({bound.memory_mb} MB in total)",
+                details={"limit": "memory", "memory_mb": bound.memory_mb},
+            )
+        if self.events.pids_limit_hits and not (reply and reply["ok"]):
+            raise SandboxLimitError(
+                f"the function reached its limit of {bound.max_procs} processes",
+                details={"limit": "processes", "max_procs": bound.max_procs},
+            )
         if outcome == "timeout":
             raise SandboxTimeoutError(f"the function did not finish within {limits.timeout_s} s")
         if outcome == "output":
@@ -514,27 +598,33 @@ class _Call:
         if not self.started:
             logger.error("bubblewrap failed: %s", self.stderr_tail.decode(errors="replace"))
             raise SandboxUnavailableError("the sandbox failed to start")
-        try:
-            reply = json.loads(self.stdout)
-        except ValueError:
-            reply = None
-        if not isinstance(reply, dict) or "ok" not in reply:
+        if reply is None:
             if returncode == _SIGKILL_EXIT:  # not by us: the CPU hard limit or the OOM killer
                 raise SandboxLimitError("the function was killed for exceeding its CPU or memory")
             raise SandboxExecutionError(
                 f"the function exited without a result (exit status {returncode})"
             )
+        exc_type, message = str(reply.get("type")), str(reply.get("error"))
+        if exc_type == "MemoryError" or reply.get("child_memory_error"):
+            # Also when a forked process ran out of its address space: the result of a
+            # function that lost part of its work to the limit is not trustworthy.
+            raise SandboxLimitError(
+                bound.memory_message(),
+                details={"limit": "memory", "memory_mb": bound.memory_mb},
+            )
         if reply["ok"]:
             return reply.get("result")
-        exc_type, message = str(reply.get("type")), str(reply.get("error"))
         if exc_type == "CPUTimeLimitExceeded":
             raise SandboxTimeoutError(f"the function used more than {limits.cpu_s} s of CPU time")
-        if exc_type == "MemoryError":
-            raise SandboxLimitError(
-                f"the function exceeded the memory limit ({limits.memory_mb} MB)"
-            )
         text = f"{exc_type}: {message}" if message else exc_type
         raise SandboxExecutionError(text, details={"exception_type": exc_type})
+
+    def _reply(self) -> dict[str, Any] | None:
+        try:
+            reply = json.loads(self.stdout)
+        except ValueError:
+            return None
+        return reply if isinstance(reply, dict) and "ok" in reply else None
 
 
 def _memfd(name: str, data: bytes) -> int:

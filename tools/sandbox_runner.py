@@ -5,8 +5,9 @@ bare interpreter (``python -I -S``) that cannot import anything from the project
 
 Protocol: stdin carries ``{"code", "arguments", "function_name", "limits"}``; the last
 thing written to the original stdout is ``{"ok": true, "result": ...}`` or
-``{"ok": false, "error": "...", "type": "..."}``. User code's own prints are moved to
-stderr so they cannot be confused with the result (the service caps both streams).
+``{"ok": false, "error": "...", "type": "..."}``, with ``"child_memory_error": true``
+when a process forked by the function ran out of memory. User code's own prints are
+moved to stderr so they cannot be confused with the result (the service caps both).
 """
 
 import asyncio
@@ -14,6 +15,7 @@ import builtins
 import contextlib
 import inspect
 import json
+import mmap
 import os
 import resource
 import signal
@@ -83,6 +85,8 @@ def main():
     request = json.loads(sys.stdin.buffer.read())
     _apply_limits(request["limits"])
     main_pid = os.getpid()
+    # Shared with every process the function forks: one that dies of MemoryError marks it.
+    child_memory_error = mmap.mmap(-1, 1)
     result_fd = os.dup(1)
     os.dup2(2, 1)  # user prints go to stderr, counted against the output cap
     os.set_inheritable(result_fd, False)
@@ -100,7 +104,12 @@ def main():
     with contextlib.suppress(BaseException):  # a broken user stdout must not hide the result
         sys.stdout.flush()
     if os.getpid() != main_pid:
-        os._exit(0)  # a child forked by the user code returned here: only the runner answers
+        # A child forked by the user code returned here: only the runner answers.
+        if payload.get("type") == "MemoryError":
+            child_memory_error[0] = 1
+        os._exit(0)
+    if child_memory_error[0]:
+        payload["child_memory_error"] = True
     try:
         data = _encode(payload).encode()
     except MemoryError:
