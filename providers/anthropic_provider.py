@@ -151,7 +151,7 @@ class AnthropicProvider(Provider):
         stopped = False
         try:
             async with events:
-                async for event in events:
+                async for event in self.wire_events(events):
                     kind = event.type
                     if kind == "content_block_delta":
                         delta = event.delta

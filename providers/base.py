@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
+from providers.errors import ProviderTimeoutError
 from providers.types import (
     ChatRequest,
     ChatResult,
@@ -19,6 +21,7 @@ from providers.types import (
 )
 
 ProviderKind = Literal["openai", "anthropic", "ollama", "openai_compatible"]
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,7 +32,9 @@ class ProviderConfig:
     base_url: str | None = None
     default_model: str = ""
     connect_timeout: float = 5.0
-    read_timeout: float = 120.0
+    read_timeout: float = 120.0  # per socket read
+    # Longest wait for the next whole event of a stream (None or 0: no limit).
+    idle_timeout: float | None = 60.0
     env_hint: str = ""  # the variable to set when this provider is not configured
     extra_headers: dict[str, str] = field(default_factory=dict)
     # Anthropic requires max_tokens on every request; used when the caller gives none.
@@ -83,8 +88,45 @@ class Provider(abc.ABC):
         yield UsageEvent(result.usage)
         yield Finished(result.finish_reason)  # type: ignore[arg-type]
 
+    def wire_events(self, source: AsyncIterable[T]) -> AsyncIterator[T]:
+        """The whole events (SSE events, NDJSON lines) of a response stream, each one
+        within the idle limit: adapters read their vendor's stream through this.
+
+        The limit counts events, not bytes: a vendor trickling bytes that never make an
+        event is cut off, one sending a steady stream of small events is not. Time the
+        caller spends between two reads does not count.
+        """
+        return _Paced(source, self.config.idle_timeout, self.name)
+
     async def list_models(self) -> list[str]:
         return [self.default_model] if self.default_model else []
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters override it
         """Release pooled connections."""
+
+
+class _Paced(Generic[T]):
+    """An async iterator that raises `ProviderTimeoutError` when its source is idle."""
+
+    def __init__(self, source: AsyncIterable[T], idle: float | None, provider: str) -> None:
+        self._source = aiter(source)
+        self._idle = idle if idle and idle > 0 else None
+        self._provider = provider
+
+    def __aiter__(self) -> _Paced[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._idle is None:
+            return await anext(self._source)
+        try:
+            async with asyncio.timeout(self._idle) as scope:
+                return await anext(self._source)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise ProviderTimeoutError(
+                f"Provider '{self._provider}' sent nothing for {self._idle:g}s",
+                provider=self._provider,
+                details={"timeout": "idle", "timeout_s": self._idle},
+            ) from None

@@ -39,6 +39,7 @@ _SETTING_NAMES = (
     "PRIVATE_CLOUD_DEFAULT_MODEL",
     "PROVIDER_CONNECT_TIMEOUT",
     "PROVIDER_READ_TIMEOUT",
+    "PROVIDER_IDLE_TIMEOUT",
 )
 
 _registry: ProviderRegistry | None = None
@@ -48,9 +49,14 @@ def registry() -> ProviderRegistry:
     """The process's registry: built once, so SDK clients and their pools are reused."""
     global _registry
     if _registry is None:
-        values = {name: str(getattr(settings, name, "") or "") for name in _SETTING_NAMES}
+        values = {name: _text(getattr(settings, name, "")) for name in _SETTING_NAMES}
         _registry = build_registry(configs_from_env(values))
     return _registry
+
+
+def _text(value: object) -> str:
+    # Unset is empty; a zero (e.g. a limit turned off) stays "0".
+    return "" if value is None or value == "" else str(value)
 
 
 @receiver(setting_changed)
@@ -151,5 +157,6 @@ def turn_options(*, streaming: bool = True) -> TurnOptions:
             max_retries=settings.PROVIDER_MAX_RETRIES,
             base_delay=settings.PROVIDER_RETRY_BASE_DELAY,
             max_delay=settings.PROVIDER_RETRY_MAX_DELAY,
+            total_timeout=settings.PROVIDER_TOTAL_TIMEOUT,
         ),
     )

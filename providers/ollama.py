@@ -136,7 +136,7 @@ class OllamaProvider(Provider):
                     await response.aread()
                     raise self._status_error(response)
                 reading = True
-                async for line in response.aiter_lines():
+                async for line in self.wire_events(response.aiter_lines()):
                     if not line.strip():
                         continue
                     data = json.loads(line)

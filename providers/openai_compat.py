@@ -174,7 +174,7 @@ class OpenAIProvider(Provider):
         usage = Usage()
         try:
             async with chunks:
-                async for chunk in chunks:
+                async for chunk in self.wire_events(chunks):
                     if chunk.usage is not None:
                         usage = _usage(chunk.usage)
                     if not chunk.choices:

@@ -156,7 +156,8 @@ def configs_from_env(env: Mapping[str, str]) -> list[ProviderConfig]:
     Variables: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_DEFAULT_MODEL; ANTHROPIC_API_KEY,
     ANTHROPIC_BASE_URL, ANTHROPIC_DEFAULT_MODEL, ANTHROPIC_MAX_TOKENS; LOCAL_LLM_ENDPOINT,
     LOCAL_LLM_DEFAULT_MODEL; PRIVATE_CLOUD_ENDPOINT, PRIVATE_CLOUD_API_KEY,
-    PRIVATE_CLOUD_DEFAULT_MODEL; PROVIDER_CONNECT_TIMEOUT, PROVIDER_READ_TIMEOUT (seconds).
+    PRIVATE_CLOUD_DEFAULT_MODEL; PROVIDER_CONNECT_TIMEOUT, PROVIDER_READ_TIMEOUT (per socket
+    read), PROVIDER_IDLE_TIMEOUT (between whole stream events; 0 = none), all in seconds.
     Empty values count as unset.
     """
 
@@ -166,6 +167,7 @@ def configs_from_env(env: Mapping[str, str]) -> list[ProviderConfig]:
     timeouts = {
         "connect_timeout": float(get("PROVIDER_CONNECT_TIMEOUT", "5") or 5),
         "read_timeout": float(get("PROVIDER_READ_TIMEOUT", "120") or 120),
+        "idle_timeout": float(get("PROVIDER_IDLE_TIMEOUT", "60") or "60"),
     }
     return [
         ProviderConfig(

@@ -13,6 +13,16 @@ Rules, for both streaming and non-streaming calls:
   A stream that ends without a `Finished` event raises `ProviderStreamInterruptedError`.
 - When every provider failed, the last error is raised; all errors are kept in order.
 
+Deadlines: one model call (every attempt on every provider of the chain) ends within
+`policy.total_timeout` seconds of its start; when they run out, the call raises
+`ProviderTimeoutError` (504), also mid-stream. Fallbacks get what is left of that time,
+not a fresh allowance: the client waits at most the total, however long the chain.
+An attempt (a retry or a fallback) starts only when the time left exceeds its backoff
+pause plus the provider's idle limit (`ProviderConfig.idle_timeout`, enforced by the
+adapters on every stream through `Provider.wire_events`): a shorter attempt would be
+cut off before it could answer, and would only cost the vendor a request; the error at
+hand is raised instead. In a tool loop, each model call has its own deadline.
+
 Which provider answered: `stream_with_retries` returns a `ResilientStream`, an async
 iterator of events whose `provider` and `model` attributes are set just before its
 first event is yielded (and `attempts` / `errors` record the way there).
@@ -25,21 +35,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import TypeVar
 
 from providers.base import Provider
 from providers.errors import (
     ProviderBadRequestError,
     ProviderError,
     ProviderStreamInterruptedError,
+    ProviderTimeoutError,
 )
 from providers.types import ChatRequest, ChatResult, Finished, StreamEvent
 
 logger = logging.getLogger(__name__)
 
 ProviderChain = list[tuple[Provider, ChatRequest]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,8 @@ class RetryPolicy:
     max_retries: int = 2
     base_delay: float = 0.5
     max_delay: float = 8.0
+    # Seconds for one model call, all attempts and fallbacks included (None or 0: none).
+    total_timeout: float | None = 300.0
 
     def delay(self, attempt: int, error: ProviderError) -> float:
         """Seconds to wait before retry number `attempt + 1`."""
@@ -64,10 +79,48 @@ def _may_fall_back(error: ProviderError) -> bool:
     return not isinstance(error, ProviderBadRequestError)
 
 
-async def _pause(
-    provider: Provider, attempt: int, error: ProviderError, policy: RetryPolicy
-) -> None:
-    delay = policy.delay(attempt, error)
+class Deadline:
+    """The end of one model call's time, shared by all its attempts and fallbacks."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds if seconds and seconds > 0 else None
+        loop = asyncio.get_running_loop()
+        self.when = None if self.seconds is None else loop.time() + self.seconds
+        self._loop = loop
+
+    def remaining(self) -> float:
+        return float("inf") if self.when is None else self.when - self._loop.time()
+
+    def allows(self, provider: Provider, pause: float = 0.0) -> bool:
+        """Whether an attempt on `provider` after `pause` seconds could still answer."""
+        return self.remaining() > pause + (provider.config.idle_timeout or 0.0)
+
+    async def run(self, awaitable: Awaitable[T], provider: Provider) -> T:
+        """Await within the deadline, or raise `ProviderTimeoutError` for `provider`."""
+        try:
+            async with asyncio.timeout_at(self.when) as scope:
+                return await awaitable
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise self.error(provider) from None
+
+    async def next(self, events: AsyncIterator[T], provider: Provider) -> T | None:
+        """The next item of `events` within the deadline; None at its end."""
+        try:
+            return await self.run(anext(events), provider)
+        except StopAsyncIteration:
+            return None
+
+    def error(self, provider: Provider) -> ProviderTimeoutError:
+        return ProviderTimeoutError(
+            f"Provider '{provider.name}' did not finish within {self.seconds:g}s",
+            provider=provider.name,
+            details={"timeout": "total", "timeout_s": self.seconds},
+        )
+
+
+async def _pause(provider: Provider, attempt: int, error: ProviderError, delay: float) -> None:
     logger.warning(
         "provider %s failed (%s, upstream %s); retry %d in %.2fs",
         provider.name,
@@ -108,7 +161,10 @@ class ResilientStream:
         await self._events.aclose()
 
     async def _run(self) -> AsyncGenerator[StreamEvent, None]:
-        for provider, request in self.chain:
+        deadline = Deadline(self.policy.total_timeout)
+        for position, (provider, request) in enumerate(self.chain):
+            if position and not deadline.allows(provider):
+                raise self.errors[-1]
             error: ProviderError | None = None
             for attempt in range(self.policy.max_retries + 1):
                 self.attempts += 1
@@ -116,7 +172,7 @@ class ResilientStream:
                 try:
                     source = provider.stream if self.streaming else provider.result_events
                     async with aclosing(source(request)) as events:
-                        async for event in events:
+                        while (event := await deadline.next(events, provider)) is not None:
                             if not delivered:
                                 self.provider = provider.name
                                 self.model = provider.model_for(request)
@@ -136,7 +192,10 @@ class ResilientStream:
                     self.errors.append(exc)
                     if not _should_retry(exc, attempt, self.policy):
                         break
-                    await _pause(provider, attempt, exc, self.policy)
+                    delay = self.policy.delay(attempt, exc)
+                    if not deadline.allows(provider, delay):
+                        raise
+                    await _pause(provider, attempt, exc, delay)
             assert error is not None
             if not _may_fall_back(error):
                 raise error
@@ -157,16 +216,22 @@ async def complete_with_retries(
     if not provider_chain:
         raise ValueError("complete_with_retries needs at least one provider")
     policy = policy or RetryPolicy()
+    deadline = Deadline(policy.total_timeout)
     errors: list[ProviderError] = []
-    for provider, request in provider_chain:
+    for position, (provider, request) in enumerate(provider_chain):
+        if position and not deadline.allows(provider):
+            raise errors[-1]
         for attempt in range(policy.max_retries + 1):
             try:
-                return await provider.complete(request)
+                return await deadline.run(provider.complete(request), provider)
             except ProviderError as exc:
                 errors.append(exc)
                 if not _should_retry(exc, attempt, policy):
                     break
-                await _pause(provider, attempt, exc, policy)
+                delay = policy.delay(attempt, exc)
+                if not deadline.allows(provider, delay):
+                    raise
+                await _pause(provider, attempt, exc, delay)
         if not _may_fall_back(errors[-1]):
             raise errors[-1]
     raise errors[-1]

@@ -71,6 +71,8 @@ class ChatFake(FakeServer, abc.ABC):
         reply = self.plan(body, script)
         if self.wants_stream(body):
             await self.write_stream(response, self.stream_frames(body, reply, script), script)
+        elif script.drip:
+            await response.send_dripped(200, self.full_payload(body, reply, script), script.drip)
         else:
             response.send_json(200, self.full_payload(body, reply, script))
 
@@ -111,7 +113,10 @@ class ChatFake(FakeServer, abc.ABC):
                 return
             if script.chunk_delay:
                 await asyncio.sleep(script.chunk_delay)
-            await response.send_chunk(frame.data)
+            if script.drip and sent_content >= script.drip_after_chunks:
+                await response.drip_chunks(frame.data, script.drip)
+            else:
+                await response.send_chunk(frame.data)
             sent_content += frame.content
         response.end_stream()
 

@@ -38,6 +38,8 @@ class Script:
     end_without_finish: bool = False
     finish_reason: str | None = None
     usage: tuple[int, int] | None = None
+    drip: float = 0.0
+    drip_after_chunks: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,27 @@ class Response:
     async def send_chunk(self, data: bytes) -> None:
         self.writer.write(b"%x\r\n%s\r\n" % (len(data), data))
         await self.writer.drain()
+
+    async def drip_chunks(self, data: bytes, pause: float) -> None:
+        """Stream `data` one byte per chunk, `pause` seconds apart."""
+        for index in range(len(data)):
+            await asyncio.sleep(pause)
+            await self.send_chunk(data[index : index + 1])
+
+    async def send_dripped(
+        self, status: int, payload: Any, pause: float, headers: dict[str, str] | None = None
+    ) -> None:
+        """A whole JSON body with its length announced, sent one byte at a time."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        head = {"content-type": "application/json", "content-length": str(len(body))}
+        self.writer.write(self._head(status, {**head, **(headers or {})}))
+        await self.writer.drain()
+        self._streaming = True
+        for index in range(len(body)):
+            await asyncio.sleep(pause)
+            self.writer.write(body[index : index + 1])
+            await self.writer.drain()
+        self._streaming = False
 
     def end_stream(self) -> None:
         self.writer.write(b"0\r\n\r\n")
@@ -143,6 +166,9 @@ class FakeServer:
           finish_reason: a vendor-native value, e.g. "length" or "max_tokens".
         - status (with error_message, error_type, retry_after): answer with that error.
         - delay: seconds before the headers; chunk_delay: before each stream event.
+        - drip: send the body one byte at a time, this many seconds apart (a vendor so
+          slow that every socket read gets data, but no whole event arrives for long);
+          drip_after_chunks: stream N text/tool-call pieces normally first.
         - cut_after_chunks: drop the connection once N text/tool-call pieces were sent
           (0 = before any); end_without_finish: end the body cleanly without the final
           events; error_after_chunks: send the vendor's in-stream error event after N
