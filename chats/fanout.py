@@ -61,7 +61,7 @@ class _Link:
 
     def recovered(self) -> None:
         if self.down_since is not None:
-            logger.warning(
+            logger.info(
                 "channel layer reachable again after %.1fs: %d sockets rejoined their chats",
                 time.monotonic() - self.down_since,
                 len(self.members),

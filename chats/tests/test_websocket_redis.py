@@ -1,0 +1,192 @@
+"""Chat WebSockets on the Redis channel layer, as real clients meet them: sockets idle
+for longer than every timeout of the layer and its Redis client, and Redis itself going
+away and coming back under running processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from django.conf import settings
+
+from chats.models import Chat
+from chats.tests.test_websocket_live import open_socket, recv, send_json, until_end, ws_url
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+
+@pytest.fixture
+def env(live_server_url, make_tenant, llm_fakes, caplog):
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL: the Redis channel layer")
+    subtenant, raw, _ = make_tenant("acme")
+    chat = Chat.objects.create(subtenant=subtenant, title="t", provider="openai")
+    caplog.set_level(logging.WARNING, logger="chats.fanout")
+    return live_server_url, chat, raw, llm_fakes
+
+
+def layer_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "chats.fanout"]
+
+
+async def test_an_idle_socket_outlives_every_layer_timeout_then_runs_a_turn(env, caplog):
+    """channels-redis blocks 5 s per read; redis-py's default socket timeout is 5 s too."""
+    base, chat, raw, fakes = env
+    async with (
+        open_socket(ws_url(base, chat.id), raw) as ws,
+        open_socket(ws_url(base, chat.id), raw) as viewer,
+    ):
+        await asyncio.sleep(12)
+        fakes.openai.enqueue(text="still here after the quiet", chunks=3)
+        await send_json(ws, {"type": "message.send", "content": "hello?"})
+        frames = await until_end(ws)
+        assert frames[-1]["type"] == "message.completed"
+        assert frames[-1]["message"]["content"] == "still here after the quiet"
+        seen = await until_end(viewer)
+        assert [f["type"] for f in seen] == [f["type"] for f in frames]
+        assert all(f["origin"] == "other" for f in seen)
+    assert layer_warnings(caplog) == []
+
+
+async def test_a_socket_waits_for_a_slow_models_first_token(env, settings, caplog):
+    base, chat, raw, fakes = env
+    settings.PROVIDER_READ_TIMEOUT = 30.0
+    fakes.openai.enqueue(text="worth the wait", delay=8)
+    async with (
+        open_socket(ws_url(base, chat.id), raw) as ws,
+        open_socket(ws_url(base, chat.id), raw) as viewer,
+    ):
+        await send_json(ws, {"type": "message.send", "content": "think hard"})
+        frames = await until_end(ws, timeout=30)
+        assert frames[-1]["type"] == "message.completed"
+        assert frames[-1]["message"]["content"] == "worth the wait"
+        seen = await until_end(viewer, timeout=30)
+        assert seen[-1]["type"] == "message.completed" and seen[-1]["origin"] == "other"
+    assert layer_warnings(caplog) == []
+
+
+# -- Redis going away and coming back ---------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThrowawayRedis:
+    """A redis-server of our own on another port, to stop and start at will."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs the redis-server binary")
+    redis = ThrowawayRedis()
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+async def post_message(base: str, chat: Chat, raw: str, content: str) -> None:
+    async with httpx.AsyncClient(timeout=20) as http:
+        response = await http.post(
+            f"{base}/api/v1/chats/{chat.id}/messages",
+            json={"content": content},
+            headers={"Authorization": f"Bearer {raw}"},
+        )
+    assert response.status_code == 200, response.text
+
+
+async def sees_a_message_posted_through(viewer, base: str, chat: Chat, raw: str) -> bool:
+    """Post messages through `base` until the viewer sees one (fan-out resumes once the
+    processes notice Redis is back); False if it never does."""
+    deadline = time.monotonic() + 30
+    attempt = 0
+    while time.monotonic() < deadline:
+        attempt += 1
+        content = f"attempt {attempt}"
+        await post_message(base, chat, raw, content)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                frame = await recv(viewer, timeout=2)
+                inputs = frame.get("input_messages") or []
+                if frame["type"] == "message.created" and inputs:
+                    if inputs[0]["content"] == content:
+                        assert frame["origin"] == "other"
+                        assert (await until_end(viewer))[-1]["type"] == "message.completed"
+                        return True
+    return False
+
+
+def test_sockets_keep_working_while_redis_is_down_and_fan_out_resumes(
+    make_tenant, llm_fakes, app_process, throwaway_redis
+):
+    subtenant, raw, _ = make_tenant("acme")
+    chat = Chat.objects.create(subtenant=subtenant, title="t", provider="openai")
+    vendor = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": llm_fakes.openai.base_url}
+    first = app_process(REDIS_URL=throwaway_redis.url, **vendor)
+    second = app_process(REDIS_URL=throwaway_redis.url, **vendor)
+
+    async def scenario() -> None:
+        throwaway_redis.stop()
+        llm_fakes.openai.enqueue(text="served without redis", chunks=3)
+        async with open_socket(ws_url(first, chat.id), raw) as ws:
+            await send_json(ws, {"type": "ping"})
+            assert await recv(ws) == {"type": "pong"}
+            await send_json(ws, {"type": "message.send", "content": "anyone?"})
+            frames = await until_end(ws)
+            assert [f["type"] for f in frames][0] == "message.created"
+            assert frames[-1]["type"] == "message.completed"
+            assert frames[-1]["message"]["content"] == "served without redis"
+            assert sum(f["type"] == "delta" for f in frames) >= 2
+
+            throwaway_redis.start()
+            # The socket opened during the outage joins its chat again: it sees a
+            # message sent through the other process...
+            assert await sees_a_message_posted_through(ws, second, chat, raw)
+            # ...and a viewer on the other process sees what this socket sends.
+            async with open_socket(ws_url(second, chat.id), raw) as viewer:
+                await send_json(viewer, {"type": "ping"})
+                assert await recv(viewer) == {"type": "pong"}
+                llm_fakes.openai.enqueue(text="fan-out is back", chunks=2)
+                await send_json(ws, {"type": "message.send", "content": "and now?"})
+                assert (await until_end(ws))[-1]["type"] == "message.completed"
+                seen = await until_end(viewer)
+                assert seen[-1]["message"]["content"] == "fan-out is back"
+                assert seen[-1]["origin"] == "other"
+
+    asyncio.run(scenario())
