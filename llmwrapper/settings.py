@@ -146,11 +146,24 @@ if REDIS_URL:
         }
     }
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    # channels-redis waits for a socket's messages with 5 s blocking reads (BZPOPMIN):
+    # the client's read timeout must outlast them, or every idle socket fails after 5 s
+    # (redis-py's default is 5 s too). Connecting fails fast; keepalive and health checks
+    # find dead connections. No retries inside the client: chats.fanout sees each
+    # failure, so it can rejoin the groups a restarted Redis forgot.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 10,
+                        "socket_connect_timeout": 2,
+                        "socket_keepalive": True,
+                        "health_check_interval": 30,
+                    }
+                ],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="llmwrapper"),
             },
         }
