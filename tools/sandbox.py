@@ -237,8 +237,6 @@ class Sandbox:
         python: str | None = None,
         limit_mode: str = "auto",
     ) -> None:
-        if limit_mode not in LIMIT_MODES:
-            raise ValueError(f"limit_mode must be one of {', '.join(LIMIT_MODES)}")
         self.limits = limits
         self.limit_mode = limit_mode
         self.max_concurrent = max_concurrent
@@ -272,6 +270,9 @@ class Sandbox:
     def _probe(self) -> tuple[bool, str]:
         if not sys.platform.startswith("linux"):
             return False, "the sandbox needs Linux"
+        if self.limit_mode not in LIMIT_MODES:
+            modes = ", ".join(LIMIT_MODES)
+            return False, f"unknown limit mode {self.limit_mode!r} (one of {modes})"
         bwrap = shutil.which("bwrap") or "/usr/bin/bwrap"
         if not os.access(bwrap, os.X_OK):
             return False, "bubblewrap is not installed (apt-get install bubblewrap)"
@@ -329,13 +330,14 @@ class Sandbox:
         return self._execute(code, arguments, function_name)
 
     def _execute(self, code: str, arguments: dict[str, Any], function_name: str | None) -> Any:
+        assert self._setup is not None and self._bound is not None
         try:
             payload = json.dumps(
                 {
                     "code": code,
                     "arguments": arguments,
                     "function_name": function_name,
-                    "limits": self._bound.runner_limits(self.limits) if self._bound else {},
+                    "limits": self._bound.runner_limits(self.limits),
                 }
             ).encode()
         except (TypeError, ValueError) as exc:
@@ -344,7 +346,6 @@ class Sandbox:
             raise ToolInputError("arguments must be an object")
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise ToolInputError("code and arguments are too large")
-        assert self._setup is not None and self._bound is not None
         if self._pool is None:
             return _Call(self._setup, self.limits, self._bound, payload, None).run()
         uid, lock_fd = self._pool.acquire()

@@ -309,11 +309,15 @@ def test_each_call_runs_in_its_own_cgroup_which_is_gone_afterwards(service, sett
 
 def test_refuses_calls_when_no_total_bound_can_be_enforced(service, settings, tmp_path):
     marker = tmp_path / "ran"
+    service.register("touch", f"def touch():\n    open({str(marker)!r}, 'w')\n")
+    _sandbox_for(settings, "unbounded")  # not a mode: refused rather than guessed
+    response = service.execute("touch")
+    assert response.status_code == 503, response.text
+    assert "unknown limit mode" in response.json()["error"]["message"]
     # 64 MB over 4 processes leaves 16 MB each: too little for the interpreter.
     sandbox = _sandbox_for(settings, "rlimit", SANDBOX_MEMORY_MB=64)
     ok, reason = sandbox.available()
     assert not ok and "rlimit budget" in reason
-    service.register("touch", f"def touch():\n    open({str(marker)!r}, 'w')\n")
     response = service.execute("touch")
     assert response.status_code == 503, response.text
     assert response.json()["error"]["type"] == "sandbox_unavailable"
