@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from itertools import islice
 from typing import Any
 
 from llmwrapper.observability.context import current_request_id
+from llmwrapper.observability.redaction import redact_body
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -62,20 +62,13 @@ def _timestamp(record: logging.LogRecord) -> str:
     return f"{_last_second[1]}.{int(record.msecs):03d}Z"
 
 
-# Secrets that can appear in bodies even when content logging is on: our API keys
-# (e.g. in the answer that creates one), and any JSON field named like a credential.
-_API_KEY = re.compile(r"\blw_[A-Za-z0-9_\-]{8,}")
-_SECRET_FIELD = re.compile(
-    r'("(?:api_key|raw_key|secret|password|token|authorization|headers|env)"\s*:\s*)'
-    r'("(?:[^"\\]|\\.)*"|\{[^{}]*\})',
-    re.IGNORECASE,
-)
-
-
 def loggable_content(data: bytes | str, limit: int) -> str:
-    """A body for the request log: decoded, secrets redacted, cut to `limit` characters."""
+    """A body for the request log: decoded, credentials redacted, cut to `limit` characters.
+
+    JSON bodies are redacted on their parsed structure (so escaped key names, URLs and
+    values of any shape are found), then serialised again; other bodies by their text.
+    Redaction comes before the cut, so a secret straddling it is still found.
+    """
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    cut = len(text) > limit
-    # Redact before cutting, so that a secret straddling the cut is still found.
-    text = _SECRET_FIELD.sub(r'\1"[redacted]"', _API_KEY.sub("lw_[redacted]", text))
-    return text[:limit] + "…[truncated]" if cut else text
+    text = redact_body(text)
+    return text[:limit] + "…[truncated]" if len(text) > limit else text

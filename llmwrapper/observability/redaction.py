@@ -107,10 +107,10 @@ _HEADER = re.compile(
     r"(?:(Bearer|Basic|Token|Digest)\s+)?([^\s\"',;&]+)",
     re.IGNORECASE,
 )
-_PARAMETER = re.compile(
-    r"(^|[?&;#\s/\"'(\[,])([A-Za-z0-9_.%\-\[\]]+)="
-    r"(\[redacted\]|\"[^\"]*\"|'[^']*'|[^&\s#\"'<>;,)\]]*)"
-)
+# A parameter's name; its value is only read (and skipped) when the name is a
+# credential's, so parameters inside another's value (a URL in `?next=`) are found too.
+_PARAMETER_NAME = re.compile(r"(?:^|(?<=[?&;#\s/\"'(\[,]))([A-Za-z0-9_.%\-\[\]]+)=")
+_PARAMETER_VALUE_END = re.compile(r"[&\s#\"'<>;,)\]]|$")
 _USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s\"']*):([^@/\s\"']+)@")
 _FIELD_NAME = re.compile(r"([\"'])((?:[A-Za-z0-9_\-]|\\u[0-9a-fA-F]{4})+)\1(\s*:\s*)")
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
@@ -124,7 +124,7 @@ def redact_text(text: str) -> str:
         # First: the patterns below cannot tell where a structured value ends.
         text = _redact_quoted_fields(text)
     if "=" in text:
-        text = _PARAMETER.sub(_parameter_value, text)
+        text = _redact_parameters(text)
     text = _OUR_KEY.sub("lw_" + REDACTED, text)
     text = _VENDOR_KEY.sub("sk-" + REDACTED, text)
     text = _USERINFO.sub(r"\1:" + REDACTED + "@", text)
@@ -143,12 +143,30 @@ def _header_value(match: re.Match[str]) -> str:
     return f"{match[1]}{match[2]}{scheme}{REDACTED}"
 
 
-def _parameter_value(match: re.Match[str]) -> str:
-    lead, name, value = match[1], match[2], match[3]
-    if not value or value == REDACTED or not is_credential_name(unquote_plus(name), parameter=True):
-        return match[0]
-    quote = value[0] if value[0] in "\"'" else ""
-    return f"{lead}{name}={quote}{REDACTED}{quote}"
+def _redact_parameters(text: str) -> str:
+    parts: list[str] = []
+    position = 0
+    for match in _PARAMETER_NAME.finditer(text):
+        start = match.end()
+        if match.start() < position or text.startswith(REDACTED, start):
+            continue
+        if not is_credential_name(unquote_plus(match[1]), parameter=True):
+            continue
+        if start < len(text) and text[start] in "\"'":
+            start += 1  # a quoted value: the quotes stay
+            end = text.find(text[start - 1], start)
+            end = len(text) if end < 0 else end
+        else:
+            end = _PARAMETER_VALUE_END.search(text, start).start()  # type: ignore[union-attr]
+        if end == start:
+            continue
+        parts.append(text[position:start])
+        parts.append(REDACTED)
+        position = end
+    if not parts:
+        return text
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def _redact_quoted_fields(text: str) -> str:

@@ -251,3 +251,77 @@ def test_json_formatter_writes_one_object_per_line_with_extras_and_exceptions():
     assert entry["chat_id"] == "c-1"
     assert "ValueError: boom" in entry["exc_info"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["ts"])
+
+
+# Content logging redacts on the parsed body, so neither spelling nor shape hides a
+# secret: an escaped key name, a credential inside a URL, header values with braces.
+ESCAPED_NAME_SECRET = "escaped-name-secret-7c1d"
+URL_SECRET = "url-query-secret-4b9e"
+BRACED_SECRET = "braced-header-secret-2f8a"
+CONTENT_CASES = {
+    "escaped key name": (
+        "/api/v1/mcp/servers",
+        '{"name": "crm", "url": "http://127.0.0.1:9/mcp", "protocol": "http", '
+        '"api\\u005fkey": "' + ESCAPED_NAME_SECRET + '"}',
+        ESCAPED_NAME_SECRET,
+        ['"name":"crm"', '"api_key":"[redacted]"'],
+    ),
+    "URL query": (
+        "/api/v1/functions/register",
+        '{"name": "notify_ops", "description": "Tell ops", '
+        '"url": "http://127.0.0.1:9/hook?channel=ops&token=' + URL_SECRET + '"}',
+        URL_SECRET,
+        ['"name":"notify_ops"', "/hook?channel=ops&token=[redacted]"],
+    ),
+    "braces in header values": (
+        "/api/v1/functions/register",
+        '{"name": "signed_hook", "url": "http://127.0.0.1:9/hook", '
+        '"headers": {"X-Signing-Key": "{v1}' + BRACED_SECRET + '}x{"}}',
+        BRACED_SECRET,
+        ['"name":"signed_hook"', '"headers":"[redacted]"'],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTENT_CASES))
+def test_content_logging_redacts_on_the_parsed_body(
+    case, admin_key, live_server_url, logs, settings
+):
+    settings.LOG_CONTENT = True
+    settings.LOG_CONTENT_MAX_CHARS = 2000
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    path, body, secret, visible = CONTENT_CASES[case]
+    response = httpx.post(
+        live_server_url + path,
+        content=body.encode(),
+        headers={"Authorization": f"Bearer {admin_key}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    output = all_output(logs)
+    assert secret not in output and admin_key not in output
+    [line] = [entry for entry in request_lines(logs) if entry["path"] == path]
+    assert line["status"] == response.status_code
+    for text in visible:  # the rest of the body is still there
+        assert text in line["request_body"], line["request_body"]
+    if response.status_code == 201:  # the answer echoes the URL: redacted there too
+        assert URL_SECRET not in line["response_body"]
+
+
+def test_content_logging_redacts_bodies_that_are_not_json(
+    admin_key, live_server_url, logs, settings
+):
+    settings.LOG_CONTENT = True
+    body = f"name=x&api%5Fkey={URL_SECRET}&webhook=https://h.example/?access_token={BRACED_SECRET}"
+    httpx.post(
+        live_server_url + "/api/v1/subtenants",
+        content=body.encode(),
+        headers={
+            "Authorization": f"Bearer {admin_key}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        timeout=10,
+    )
+    output = all_output(logs)
+    assert URL_SECRET not in output and BRACED_SECRET not in output
+    [line] = request_lines(logs)
+    assert line["request_body"].startswith("name=x&api%5Fkey=[redacted]&webhook=https://h.")
