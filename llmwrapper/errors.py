@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -134,10 +135,29 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body, status = error_body("permission_denied", "Permission denied."), 403
     elif isinstance(exc, RequestDataTooBig):
         body, status = request_too_large_body(), 413
+    elif isinstance(exc, OperationalError | InterfaceError):
+        body, status, headers = database_unavailable(exc)
     else:
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
         body, status = error_body("internal_error", "Internal server error."), 500
     return Response(body, status=status, headers=headers)
+
+
+def database_unavailable(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """503 with Retry-After for a database that is away or a pool with no connection free."""
+    from llmwrapper.db import is_pool_exhausted
+
+    busy = is_pool_exhausted(exc)
+    logger.warning("Database %s: %s", "pool exhausted" if busy else "unavailable", exc)
+    reason = "database_busy" if busy else "database_unavailable"
+    body = error_body(
+        "service_unavailable",
+        "The service is busy; retry shortly."
+        if busy
+        else "The database is unavailable; retry shortly.",
+        {"reason": reason},
+    )
+    return body, 503, {"Retry-After": "1" if busy else "5"}
 
 
 def request_too_large_body() -> dict[str, Any]:
