@@ -58,6 +58,16 @@ class OutboundRequestError(ToolError):
     type = "outbound_request_failed"
 
 
+class OutboundRedirectError(OutboundRequestError):
+    """The server answered with a redirect: never followed (the target is unvetted)."""
+
+    # Same type as other failed calls (502 when run directly); details carry the status.
+
+    @property
+    def redirect_status(self) -> int:
+        return int(self.details.get("status", 0))
+
+
 class OutboundTimeoutError(OutboundRequestError):
     type = "outbound_timeout"
 

@@ -5,12 +5,19 @@ reach the cloud metadata endpoint, the database or anything on the private netwo
 
 - ``check_url``/``acheck_url`` refuse bad schemes, credentials in the URL and any host
   that resolves to a non-public address, unless the operator allowlisted it.
-- ``GuardedTransport`` re-does that check for every request (so every redirect hop too)
-  and connects to the very address it vetted, keeping the original name for the Host
-  header and TLS SNI/certificate checks: a DNS answer that changes between check and
-  connect (DNS rebinding) cannot redirect the connection.
-- ``post_json`` adds a total timeout, a streamed response size cap (also on the
-  decompressed size) and refuses redirects.
+- ``GuardedTransport`` re-does that check for every request and connects to the very
+  address it vetted, keeping the original name for the Host header and TLS
+  SNI/certificate checks: a DNS answer that changes between check and connect (DNS
+  rebinding) cannot redirect the connection. It never hands back a redirect answer
+  (``OutboundRedirectError`` instead), so neither a client's ``follow_redirects`` nor a
+  library that follows redirects itself (the MCP SDK does, within an origin) can
+  follow one.
+- ``post_json`` adds a total timeout and a streamed response size cap (also on the
+  decompressed size).
+- ``redact_url`` is a URL as the API shows it: userinfo dropped, query values masked.
+
+Messages never name the address a host resolved to: a tenant must not learn the
+layout of the private network from a refusal.
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ import zlib
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from tools.errors import (
+    OutboundRedirectError,
     OutboundRequestError,
     OutboundResponseTooLargeError,
     OutboundTimeoutError,
@@ -35,6 +44,8 @@ from tools.errors import (
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Every status that asks the client to go elsewhere (300 and 303 included).
+REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True)
@@ -95,14 +106,20 @@ def _parse(url: str | httpx.URL, policy: OutboundPolicy) -> tuple[str, int]:
     try:
         parsed = httpx.URL(str(url))
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise UnsafeURLError(f"invalid URL: {exc}") from exc
+        raise UnsafeURLError(f"invalid URL: {exc}", details={"reason": "invalid_url"}) from exc
     if parsed.scheme not in policy.allowed_schemes:
         allowed = ", ".join(policy.allowed_schemes)
-        raise UnsafeURLError(f"URL scheme {parsed.scheme!r} is not allowed (allowed: {allowed})")
+        raise UnsafeURLError(
+            f"URL scheme {parsed.scheme!r} is not allowed (allowed: {allowed})",
+            details={"reason": "scheme_not_allowed"},
+        )
     if parsed.userinfo:
-        raise UnsafeURLError("credentials in the URL are not allowed; send them as headers")
+        raise UnsafeURLError(
+            "credentials in the URL are not allowed; send them as headers",
+            details={"reason": "credentials_in_url"},
+        )
     if not parsed.host:
-        raise UnsafeURLError("the URL has no host")
+        raise UnsafeURLError("the URL has no host", details={"reason": "no_host"})
     return parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
@@ -114,16 +131,22 @@ def _vet(host: str, infos: list[Any], policy: OutboundPolicy) -> list[str]:
         if not (
             is_public_address(address) or policy.allows_host(host) or policy.allows_address(address)
         ):
+            # Not the address itself: that would let a tenant map the private network.
             raise UnsafeURLError(
-                f"{host} resolves to a private or reserved address ({address}); "
-                "the operator must allowlist it",
-                details={"host": host, "address": str(address)},
+                f"{host} resolves to a non-public address; the operator must allowlist it",
+                details={"host": host, "reason": "non_public_address"},
             )
         if str(address) not in addresses:
             addresses.append(str(address))
     if not addresses:
-        raise UnsafeURLError(f"{host} does not resolve")
+        raise _unresolved(host)
     return addresses
+
+
+def _unresolved(host: str) -> UnsafeURLError:
+    return UnsafeURLError(
+        f"{host} does not resolve", details={"host": host, "reason": "does_not_resolve"}
+    )
 
 
 def check_url(url: str, policy: OutboundPolicy) -> list[str]:
@@ -132,7 +155,7 @@ def check_url(url: str, policy: OutboundPolicy) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURLError(f"{host} does not resolve") from exc
+        raise _unresolved(host) from exc
     return _vet(host, infos, policy)
 
 
@@ -142,7 +165,7 @@ async def acheck_url(url: str, policy: OutboundPolicy) -> list[str]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURLError(f"{host} does not resolve") from exc
+        raise _unresolved(host) from exc
     return _vet(host, infos, policy)
 
 
@@ -174,9 +197,14 @@ def _transport_class(module: ModuleType) -> type:
                     extensions=extensions,
                 )
                 try:
-                    return await self._inner.handle_async_request(pinned)
+                    response = await self._inner.handle_async_request(pinned)
                 except module.ConnectError as exc:
                     last_error = exc
+                    continue
+                if response.status_code in REDIRECT_STATUSES:
+                    await response.aclose()
+                    raise redirect_error(response.status_code)
+                return response
             assert last_error is not None
             raise last_error
 
@@ -189,6 +217,14 @@ def _transport_class(module: ModuleType) -> type:
 GuardedTransport = _transport_class(httpx)
 
 
+def redirect_error(status: int) -> OutboundRedirectError:
+    # The Location is not quoted: it may name an internal host.
+    return OutboundRedirectError(
+        f"the server answered with a redirect (HTTP {status}); redirects are not followed",
+        details={"status": status},
+    )
+
+
 _TRANSPORT_KWARGS = ("verify", "cert", "http1", "http2", "limits", "retries", "socket_options")
 
 
@@ -198,7 +234,7 @@ def _client(module: ModuleType, transport_cls: type, policy: OutboundPolicy, **k
             raise ValueError(f"{key}= would bypass the outbound guard")
     transport_kw = {key: kw.pop(key) for key in _TRANSPORT_KWARGS if key in kw}
     kw.setdefault("timeout", policy.timeout_s)
-    kw.setdefault("follow_redirects", False)  # if enabled, every hop is still vetted
+    kw.setdefault("follow_redirects", False)  # the transport refuses redirects anyway
     transport = transport_cls(policy, **transport_kw)
     return module.AsyncClient(transport=transport, trust_env=False, **kw)
 
@@ -270,12 +306,6 @@ async def post_json(
             make_guarded_client(policy) as client,
             client.stream("POST", url, json=payload, headers=request_headers) as resp,
         ):
-            if resp.is_redirect:
-                raise OutboundRequestError(
-                    f"the server answered with a redirect ({resp.status_code}); "
-                    "redirects are not followed",
-                    details={"status": resp.status_code},
-                )
             length = resp.headers.get("content-length", "")
             if length.isdigit() and int(length) > policy.max_response_bytes:
                 raise OutboundResponseTooLargeError(
@@ -291,7 +321,8 @@ async def post_json(
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise OutboundTimeoutError(f"no complete answer within {policy.timeout_s} s") from exc
     except httpx.HTTPError as exc:
-        raise OutboundRequestError(f"the request failed: {exc}") from exc
+        # The exception's own text may name the pinned address; say what happened instead.
+        raise OutboundRequestError(_failure_reason(exc)) from exc
     try:
         text = bytes(reader.body).decode(resp.charset_encoding or "utf-8", errors="replace")
     except LookupError:  # unknown charset name
@@ -307,3 +338,31 @@ async def post_json(
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _failure_reason(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "the request failed: could not connect to the server"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return "the request failed: the connection broke"
+    return f"the request failed ({type(exc).__name__})"
+
+
+def redact_url(url: str) -> str:
+    """``url`` as responses show it: userinfo dropped, every query value replaced by
+    ``***`` (names kept; a bare item, which may be a token itself, becomes ``***``),
+    fragment dropped. The stored URL is unchanged."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    query = "&".join(
+        f"{name}=***" if sep else "***"
+        for name, sep, _ in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

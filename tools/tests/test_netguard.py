@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tools.errors import (
+    OutboundRedirectError,
     OutboundRequestError,
     OutboundResponseTooLargeError,
     OutboundTimeoutError,
@@ -105,7 +106,8 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def route_redirect(self, body):
-        self._send(302, b"", [("Location", self.server.redirect_to)])
+        status = getattr(self.server, "redirect_status", 302)
+        self._send(status, b"", [("Location", self.server.redirect_to)])
 
 
 def _serve(host: str, ssl_context: ssl.SSLContext | None = None):
@@ -150,7 +152,7 @@ LOCAL = OutboundPolicy(
 
 
 async def test_loopback_webhook_is_refused_by_default(server):
-    with pytest.raises(UnsafeURLError, match="private or reserved"):
+    with pytest.raises(UnsafeURLError, match="non-public address"):
         await post_json(
             _url(server, "/json"), {"a": 1}, policy=OutboundPolicy(allowed_schemes=("http",))
         )
@@ -284,11 +286,27 @@ async def test_redirect_to_a_private_address_is_not_followed(server, other_serve
     server.redirect_to = _url(other_server, "/json", host="127.0.0.2")
     with pytest.raises(OutboundRequestError, match="redirect"):
         await post_json(_url(server, "/redirect"), {}, policy=LOCAL)
-    # A client that follows redirects still has every hop vetted by the transport.
+    # Not even a client told to follow redirects does: the transport refuses the answer.
     async with make_guarded_client(LOCAL, follow_redirects=True) as client:
-        with pytest.raises(UnsafeURLError, match=r"127\.0\.0\.2"):
+        with pytest.raises(OutboundRedirectError, match="redirect"):
             await client.get(_url(server, "/redirect"))
     assert other_server.hits == []
+
+
+@pytest.mark.parametrize("status", [300, 301, 302, 303, 307, 308])
+async def test_no_guarded_client_follows_a_redirect_even_to_an_allowed_address(server, status):
+    """Same server, allowed address: still refused (an MCP SDK follows such ones itself)."""
+    server.redirect_to = "/json"
+    server.redirect_status = status
+    for make in (make_guarded_client, make_guarded_client_httpx2):
+        async with make(LOCAL, follow_redirects=True) as client:
+            with pytest.raises(OutboundRedirectError) as info:
+                await client.post(_url(server, "/redirect"), json={})
+        assert info.value.details == {"status": status}
+        assert info.value.type == "outbound_request_failed"
+    with pytest.raises(OutboundRedirectError):
+        await post_json(_url(server, "/redirect"), {}, policy=LOCAL)
+    assert [path for path, _, _ in server.hits] == ["/redirect"] * 3
 
 
 async def test_text_answers_and_error_statuses(server):
@@ -368,3 +386,57 @@ async def test_tls_certificate_is_checked_against_the_name_not_the_pinned_addres
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def _rebinding(monkeypatch, name: str, first: str, later: str) -> list[str]:
+    """``name`` resolves to ``first`` on the first lookup and to ``later`` after."""
+    real_getaddrinfo = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding_getaddrinfo(host, port, *args, **kwargs):
+        if host == name:
+            lookups.append(host)
+            host = first if len(lookups) == 1 else later
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_getaddrinfo)
+    return lookups
+
+
+# Refusals say what is wrong without naming the address a host resolved to.
+
+
+async def test_a_refused_name_does_not_echo_the_address_it_resolves_to(monkeypatch):
+    _rebinding(monkeypatch, "internal.example", "10.20.30.40", "10.20.30.40")
+    policy = OutboundPolicy(allowed_schemes=("http", "https"))
+    url = "https://internal.example/hook"
+    refusals = []
+    for call in (check_url, acheck_url, lambda u, p: post_json(u, {}, policy=p)):
+        with pytest.raises(UnsafeURLError) as info:
+            result = call(url, policy)
+            if call is not check_url:
+                await result
+        refusals.append(info.value)
+    for refusal in refusals:
+        assert "non-public address" in refusal.message
+        assert "10.20.30.40" not in f"{refusal.message} {refusal.details}"
+        assert refusal.details == {"host": "internal.example", "reason": "non_public_address"}
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://hooks.example.com/x?token=abc&v=2",
+            "https://hooks.example.com/x?token=***&v=***",
+        ),
+        ("https://user:pw@hooks.example.com:8443/x#frag", "https://hooks.example.com:8443/x"),
+        ("https://hooks.example.com/x?sessiontoken", "https://hooks.example.com/x?***"),
+        ("http://[::1]:9000/mcp?k=", "http://[::1]:9000/mcp?k=***"),
+        ("wss://tools.example.com/mcp", "wss://tools.example.com/mcp"),
+    ],
+)
+def test_urls_are_shown_without_userinfo_and_query_values(url, shown):
+    from tools.netguard import redact_url
+
+    assert redact_url(url) == shown
