@@ -97,8 +97,9 @@ async def run_named(name: str, function: Function | None, arguments: dict[str, A
 # MCP: one manager per process; HTTP and WebSocket URLs go through the outbound guard.
 
 
-async def _url_guard(url: str) -> None:
-    await netguard.acheck_url(url, outbound_policy(url))
+async def _url_guard(url: str) -> list[str]:
+    # The vetted addresses: the manager pins WebSocket connections to them.
+    return await netguard.acheck_url(url, outbound_policy(url))
 
 
 @lru_cache(maxsize=1)

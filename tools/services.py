@@ -22,7 +22,7 @@ from tenants.models import ApiKey, Subtenant
 from tools import netguard, runtime, selectors
 from tools.builtins import BUILTINS
 from tools.mcp.config import McpServerConfig
-from tools.mcp.errors import McpConfigError
+from tools.mcp.errors import McpConfigError, McpRedirectError
 from tools.models import Function, McpServer
 
 
@@ -106,7 +106,11 @@ async def mcp_server_register(
     if config.url:
         # A refused URL is the caller's mistake (400), not an unreachable server (502).
         await netguard.acheck_url(config.url, runtime.outbound_policy(config.url))
-    tools = await runtime.mcp_manager().probe(config)
+    try:
+        tools = await runtime.mcp_manager().probe(config)
+    except McpRedirectError as exc:
+        # The URL given is not where the server answers: the caller's to fix (4xx).
+        raise McpRedirectError(exc.message, details=exc.details, status=400) from None
     secrets = {
         "api_key": config.api_key,
         "headers": dict(config.headers) or None,

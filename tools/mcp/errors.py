@@ -18,10 +18,14 @@ class McpError(Exception):
     type = "mcp_error"
     status = 502
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: dict[str, Any] | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        if status is not None:  # the same failure can be the caller's fault in one place
+            self.status = status
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, "message": self.message, "details": self.details}
@@ -38,6 +42,14 @@ class McpConnectionError(McpError):
     """The server could not be reached, refused us, or failed the handshake."""
 
     type = "mcp_connection_error"
+    status = 502
+
+
+class McpRedirectError(McpConnectionError):
+    """The server answered with an HTTP redirect; redirects are never followed, on any
+    transport (the target was not vetted). Registering the final URL fixes it."""
+
+    type = "mcp_redirect_refused"
     status = 502
 
 

@@ -23,10 +23,11 @@ from tools.mcp.errors import (
     McpConnectionError,
     McpError,
     McpProtocolError,
+    McpRedirectError,
     McpTimeoutError,
     McpToolNotFoundError,
 )
-from tools.mcp.websocket import WebSocketHandshakeError
+from tools.mcp.websocket import REDIRECT_STATUSES, WebSocketHandshakeError
 
 if TYPE_CHECKING:
     from tools.mcp.config import McpServerConfig
@@ -73,6 +74,39 @@ def _server_text(message: str) -> str:
     return message if len(message) <= 300 else message[:297] + "..."
 
 
+# What a refusal by the outbound guard says, by its ``details["reason"]``. Not the
+# guard's own text: that names the URL's host, and the error is kept as the server's
+# last error, which keys that may not see the URL can read.
+_GUARD_REASONS = {
+    "non_public_address": "its host resolves to a non-public address",
+    "does_not_resolve": "its host does not resolve",
+    "scheme_not_allowed": "its URL scheme is not allowed",
+    "credentials_in_url": "its URL carries credentials",
+}
+
+
+def guard_reason(exc: BaseException) -> str:
+    reason = (getattr(exc, "details", None) or {}).get("reason")
+    return _GUARD_REASONS.get(reason, "its URL is not allowed")
+
+
+def redirect_status(leaf: BaseException | None, http_status: int | None = None) -> int | None:
+    """The status of a redirect answer that was refused, if that is what ``leaf`` is."""
+    candidates = [getattr(leaf, "redirect_status", None), http_status]
+    if isinstance(leaf, WebSocketHandshakeError):
+        candidates.append(leaf.status)
+    return next((s for s in candidates if s in REDIRECT_STATUSES), None)
+
+
+def redirect_failure(config: McpServerConfig, status: int) -> McpRedirectError:
+    # The Location is not quoted: it may name an internal host.
+    return McpRedirectError(
+        f"MCP server '{config.name}' answered with a redirect (HTTP {status}); redirects "
+        "are not followed: register the server's final URL",
+        details={"server": config.name, "transport": config.transport, "status": status},
+    )
+
+
 def connect_failure(
     config: McpServerConfig, exc: BaseException | None, http_status: int | None = None
 ) -> McpError:
@@ -80,10 +114,15 @@ def connect_failure(
     leaf = leaf_exception(exc)
     if isinstance(leaf, McpError):
         return leaf
+    redirect = redirect_status(leaf, http_status)
+    if redirect is not None and not getattr(leaf, "is_guard_refusal", False):
+        return redirect_failure(config, redirect)
     response = getattr(leaf, "response", None)
     status = http_status or getattr(leaf, "status", None) or getattr(response, "status_code", None)
     if getattr(leaf, "is_guard_refusal", False):
         reason = f"refused by the outbound policy: {leaf}"
+    elif getattr(leaf, "type", None) == "unsafe_url":  # refused by the HTTP client's guard
+        reason = f"refused by the outbound policy: {guard_reason(leaf)}"
     elif status in (401, 403):
         reason = f"the server rejected the credentials (HTTP {status})"
     elif isinstance(status, int) and status >= 400:
@@ -106,12 +145,17 @@ def connect_failure(
     )
 
 
-def op_failure(config: McpServerConfig, exc: BaseException) -> McpError:
+def op_failure(
+    config: McpServerConfig, exc: BaseException, http_status: int | None = None
+) -> McpError:
     """The error for a request that failed on an open connection (not by a lost one)."""
     leaf = leaf_exception(exc)
     details = {"server": config.name}
     if isinstance(leaf, McpError):
         return leaf
+    redirect = redirect_status(leaf, http_status)
+    if redirect is not None:
+        return redirect_failure(config, redirect)
     if isinstance(leaf, MCPError):
         if leaf.code == REQUEST_TIMEOUT:
             return McpTimeoutError(

@@ -20,7 +20,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
@@ -41,8 +41,8 @@ from tools.mcp.errors import (
     McpTimeoutError,
     McpToolNotFoundError,
 )
-from tools.mcp.failures import connect_failure, is_connection_loss, op_failure
-from tools.mcp.websocket import websocket_client
+from tools.mcp.failures import connect_failure, guard_reason, is_connection_loss, op_failure
+from tools.mcp.websocket import REDIRECT_STATUSES, websocket_client
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +68,22 @@ class HttpClientFactory(Protocol):
 
 
 # Called with the server URL before every HTTP/WebSocket connect; raise to refuse it.
-UrlGuard = Callable[[str], Awaitable[object]]
+# It returns the addresses it vetted (or None): a WebSocket connection is pinned to them,
+# so a DNS answer that changes after the check cannot move it. (HTTP clients from the
+# factory pin their own connections: see tools.netguard.GuardedTransport.)
+UrlGuard = Callable[[str], Awaitable[Sequence[str] | None]]
 
 
 class _GuardRefused(Exception):
     is_guard_refusal = True
+
+
+class _RedirectRefused(Exception):
+    """An HTTP transport got a redirect answer; it is never followed."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"redirect answer (HTTP {status}) not followed")
+        self.redirect_status = status
 
 
 # Vendors accept tool names matching ^[a-zA-Z0-9_-]{1,64}$.
@@ -163,7 +174,8 @@ class _Connection:
         self.tools: dict[str, mcp_types.Tool] | None = None
         self.last_used = time.monotonic()
         self.in_use = 0  # requests in flight; a busy connection is never idle
-        self.http_status: int | None = None  # last HTTP error status, for clearer errors
+        # Last HTTP error or redirect status, for clearer errors.
+        self.http_status: int | None = None
         self._manager = manager
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()
@@ -440,7 +452,7 @@ class McpClientManager:
                 # expired": whatever JSON-RPC error other servers put in the body.
                 expired = conn.http_status == 404 and isinstance(exc, MCPError)
                 if isinstance(exc, TimeoutError) or not (expired or is_connection_loss(exc)):
-                    raise _request_failure(config, exc, timeout_s) from exc
+                    raise _request_failure(config, exc, timeout_s, conn.http_status) from exc
                 self._discard(conn)
                 if attempt:
                     raise McpConnectionError(
@@ -462,7 +474,7 @@ class McpClientManager:
         except McpError:
             raise
         except Exception as exc:
-            raise _request_failure(config, exc, config.timeout_s) from exc
+            raise _request_failure(config, exc, config.timeout_s, conn.http_status) from exc
         finally:
             await conn.close()
 
@@ -511,14 +523,17 @@ class McpClientManager:
             return
 
         assert config.url is not None
+        addresses: Sequence[str] | None = None
         if self._url_guard is not None:
             try:
-                await self._url_guard(config.url)
+                addresses = await self._url_guard(config.url)
             except Exception as exc:
-                raise _GuardRefused(getattr(exc, "message", None) or str(exc)) from exc
+                raise _GuardRefused(guard_reason(exc)) from exc
         headers = config.request_headers()
         if config.transport == "websocket":
-            async with websocket_client(config.url, headers, config.timeout_s) as streams:
+            async with websocket_client(
+                config.url, headers, config.timeout_s, addresses=addresses or None
+            ) as streams:
                 yield streams
             return
 
@@ -528,10 +543,15 @@ class McpClientManager:
             auth: httpx2.Auth | None = None,
         ) -> httpx2.AsyncClient:
             client = self._http_client_factory(headers=headers, timeout=timeout, auth=auth)
+            client.follow_redirects = False
 
             async def record_status(response: httpx2.Response) -> None:
-                if response.status_code >= 400:
+                if response.status_code >= 400 or response.status_code in REDIRECT_STATUSES:
                     conn.http_status = response.status_code
+                if response.status_code in REDIRECT_STATUSES:
+                    # The SDK follows redirects within the server's origin itself, whatever
+                    # the client says; failing here means no redirect is ever followed.
+                    raise _RedirectRefused(response.status_code)
 
             client.event_hooks["response"].append(record_status)
             return client
@@ -552,13 +572,15 @@ class McpClientManager:
             yield s
 
 
-def _request_failure(config: McpServerConfig, exc: Exception, timeout_s: float) -> McpError:
+def _request_failure(
+    config: McpServerConfig, exc: Exception, timeout_s: float, http_status: int | None = None
+) -> McpError:
     if isinstance(exc, TimeoutError):
         return McpTimeoutError(
             f"MCP server '{config.name}' did not answer within {timeout_s:g}s",
             details={"server": config.name},
         )
-    return op_failure(config, exc)
+    return op_failure(config, exc, http_status)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -16,7 +16,8 @@ HTTP serves ``http://127.0.0.1:<port>/mcp``, WebSocket ``ws://127.0.0.1:<port>/m
 With ``--token`` the network servers answer 401 unless the request carries
 ``Authorization: Bearer <token>``. In tests, ``McpTestServer`` runs one in a
 subprocess that can be stopped and restarted on the same port, and ``stdio_config``
-builds a config that spawns one.
+builds a config that spawns one. ``TcpFront`` is a TCP listener in front of a server
+that counts connections and can answer every request with an HTTP redirect instead.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ import argparse
 import asyncio
 import logging
 import os
+import select
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from http import HTTPStatus
 from pathlib import Path
@@ -120,7 +124,11 @@ def _http_app(server: MCPServer, token: str | None, *, sse: bool = False) -> Any
     return guarded
 
 
-async def _serve_websocket(server: MCPServer, host: str, port: int, token: str | None) -> None:
+async def _serve_websocket(
+    server: MCPServer, host: str, port: int, token: str | None, tls: tuple[str, str] | None = None
+) -> None:
+    import ssl
+
     from websockets.asyncio.server import ServerConnection, serve
     from websockets.exceptions import ConnectionClosed
     from websockets.http11 import Request
@@ -166,8 +174,116 @@ async def _serve_websocket(server: MCPServer, host: str, port: int, token: str |
             await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
             tg.cancel_scope.cancel()
 
-    async with serve(handle, host, port, subprotocols=[SUBPROTOCOL], process_request=check) as ws:
+    context = None
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+    async with serve(
+        handle, host, port, subprotocols=[SUBPROTOCOL], process_request=check, ssl=context
+    ) as ws:
         await ws.serve_forever()
+
+
+class TcpFront:
+    """A TCP listener on ``host`` that forwards each connection to ``target_port`` on
+    127.0.0.1 (or, without one, reads the request head and hangs up), keeping the
+    request head of every connection in ``heads``.
+
+    ``redirect(status, location)`` makes it answer each new connection's first request
+    with that redirect instead (``only_path``: only a request for that path; others are
+    forwarded): a server that points clients elsewhere. ``forward()`` goes back to
+    forwarding. Plain HTTP/WebSocket only: it reads the head before forwarding.
+    """
+
+    def __init__(
+        self, target_port: int | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.target_port = target_port
+        self.heads: list[bytes] = []
+        self._redirect: tuple[int, str, str | None] | None = None
+        front = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                front._handle(self.request)
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self._server = Server((host, port), Handler)
+        self.host, self.port = self._server.server_address[:2]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def connections(self) -> list[str]:
+        """The first request line of each connection received."""
+        return [head.split(b"\r\n", 1)[0].decode("latin-1") for head in self.heads]
+
+    def url(self, scheme: str, path: str) -> str:
+        return f"{scheme}://{self.host}:{self.port}{path}"
+
+    def redirect(self, status: int, location: str, *, only_path: str | None = None) -> None:
+        self._redirect = (status, location, only_path)
+
+    def forward(self) -> None:
+        self._redirect = None
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> TcpFront:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _handle(self, client: socket.socket) -> None:
+        client.settimeout(10)
+        redirect = self._redirect
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                chunk = client.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        except OSError:
+            pass
+        self.heads.append(head)
+        if self.target_port is None or not head:
+            return
+        if redirect is not None:
+            status, location, only_path = redirect
+            path = [*head.split(b" "), b"", b""][1].decode("latin-1")
+            if only_path is None or path.split("?")[0] == only_path:
+                answer = (
+                    f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nLocation: {location}\r\n"
+                    "Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                client.sendall(answer.encode("latin-1"))
+                return
+        with socket.create_connection(("127.0.0.1", self.target_port), timeout=10) as upstream:
+            upstream.sendall(head)
+            _pump(client, upstream)
+
+
+def _pump(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    peers = {a: b, b: a}
+    try:
+        while True:
+            ready, _, _ = select.select(list(peers), [], [], 60)
+            if not ready:
+                return
+            for sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                peers[sock].sendall(data)
+    except OSError:
+        return
 
 
 def free_port() -> int:
@@ -202,10 +318,13 @@ class McpTestServer:
         name: str = "test",
         token: str | None = None,
         port: int | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
+        """``tls``: (certificate file, key file) to serve ``wss://`` (WebSocket only)."""
         self.transport = transport
         self.name = name
         self.token = token
+        self.tls = tls
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -213,7 +332,7 @@ class McpTestServer:
     def url(self) -> str:
         if self.transport == "sse":
             return f"http://127.0.0.1:{self.port}/sse"
-        scheme = "ws" if self.transport == "websocket" else "http"
+        scheme = ("wss" if self.tls else "ws") if self.transport == "websocket" else "http"
         return f"{scheme}://127.0.0.1:{self.port}/mcp"
 
     def config(self, name: str | None = None, **kw: Any) -> McpServerConfig:
@@ -224,6 +343,8 @@ class McpTestServer:
         cmd += ["--port", str(self.port), "--name", self.name]
         if self.token:
             cmd += ["--token", self.token]
+        if self.tls:
+            cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         self.process = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)  # noqa: S603
         deadline = time.monotonic() + timeout_s
@@ -268,6 +389,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--name", default="test")
     parser.add_argument("--token", default=None, help="require Authorization: Bearer <token>")
+    parser.add_argument("--tls-cert", default=None, help="serve wss:// (websocket only)")
+    parser.add_argument("--tls-key", default=None)
     args = parser.parse_args(argv)
     server = build_server(args.name)
     # fail() raising is the point; its traceback in every test run is not.
@@ -275,7 +398,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.transport == "stdio":
         server.run("stdio")
     elif args.transport == "websocket":
-        asyncio.run(_serve_websocket(server, args.host, args.port, args.token))
+        tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+        asyncio.run(_serve_websocket(server, args.host, args.port, args.token, tls))
     else:
         import uvicorn
 

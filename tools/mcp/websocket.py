@@ -5,13 +5,20 @@ Wire format, as in the 1.x SDK and other implementations: the client offers the
 text frame. ``websocket_client`` yields the same pair of streams the SDK's stdio and
 streamable-HTTP transports yield, so ``ClientSession`` and ``mcp.Client`` run over it
 unchanged: ``async with Client(websocket_client(url)) as client: ...``.
+
+Outbound rules, as for the HTTP transports: a redirect answer to the upgrade is never
+followed (the library would follow up to 10, to any address, with our headers), proxy
+variables from the environment are ignored (a proxy would resolve the name, not us),
+and with ``addresses`` the TCP connection goes to those already vetted addresses while
+the URL's host name stays in the Host header and the TLS SNI/certificate check.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import mcp_types
@@ -19,7 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.client._transport import TransportStreams
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
@@ -29,6 +36,7 @@ SUBPROTOCOL = Subprotocol("mcp")
 # Tool results can be large (file contents, search results); 1 MiB, the library's
 # default, is too tight.
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
 
 
 class WebSocketHandshakeError(ConnectionError):
@@ -37,6 +45,13 @@ class WebSocketHandshakeError(ConnectionError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _NoRedirectConnect(connect):
+    """``connect`` that never follows a redirect: its target was never vetted."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
 
 
 def parse_frame(frame: str | bytes) -> SessionMessage | Exception:
@@ -52,6 +67,39 @@ def encode_message(message: SessionMessage) -> str:
     return message.message.model_dump_json(by_alias=True, exclude_unset=True)
 
 
+async def _open(
+    url: str,
+    options: dict[str, Any],
+    addresses: Sequence[str] | None,
+) -> tuple[_NoRedirectConnect, ClientConnection]:
+    """Open the connection, to each vetted address in turn when given."""
+    last_error: OSError | None = None
+    for address in list(addresses or ()) or [None]:
+        # host= only moves the TCP connection; the URI's name is kept for the Host
+        # header and, on wss, for SNI and the certificate check.
+        pinned = {"host": address} if address else {}
+        websocket_cm = _NoRedirectConnect(url, proxy=None, **options, **pinned)
+        try:
+            return websocket_cm, await websocket_cm.__aenter__()
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in REDIRECT_STATUSES:
+                raise WebSocketHandshakeError(
+                    f"server answered the WebSocket upgrade with a redirect (HTTP {status}); "
+                    "redirects are not followed",
+                    status=status,
+                ) from None
+            raise WebSocketHandshakeError(
+                f"server refused the WebSocket upgrade (HTTP {status})", status=status
+            ) from None
+        except TimeoutError:
+            raise
+        except OSError as exc:  # refused or unreachable: the next address may answer
+            last_error = exc
+    assert last_error is not None
+    raise last_error
+
+
 @asynccontextmanager
 async def websocket_client(
     url: str,
@@ -59,32 +107,28 @@ async def websocket_client(
     timeout: float = 30.0,  # noqa: ASYNC109 - bounds the opening handshake only
     *,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    addresses: Sequence[str] | None = None,
 ) -> AsyncIterator[TransportStreams]:
     """Connect to a ``ws://`` or ``wss://`` MCP endpoint.
 
-    ``timeout`` bounds the opening handshake. Raises ``WebSocketHandshakeError`` when
-    the server answers the upgrade with an error status or without the ``mcp``
-    subprotocol, and ``OSError`` when it cannot be reached.
+    ``timeout`` bounds the opening handshake. ``addresses`` (vetted IPs of the URL's
+    host) pins the connection to them instead of resolving the host again. Raises
+    ``WebSocketHandshakeError`` when the server answers the upgrade with an error or a
+    redirect status or without the ``mcp`` subprotocol, and ``OSError`` when it cannot
+    be reached.
     """
-    try:
-        websocket_cm = connect(
-            url,
-            subprotocols=[SUBPROTOCOL],
-            additional_headers=dict(headers or {}),
-            open_timeout=timeout,
-            max_size=max_message_bytes,
-            # An MCP session idles between tool calls for minutes; keepalive pings
-            # find a dead peer before the next call has to.
-            ping_interval=20,
-            ping_timeout=20,
-            close_timeout=2,
-        )
-        ws = await websocket_cm.__aenter__()
-    except InvalidStatus as exc:
-        status = exc.response.status_code
-        raise WebSocketHandshakeError(
-            f"server refused the WebSocket upgrade (HTTP {status})", status=status
-        ) from None
+    options: dict[str, Any] = {
+        "subprotocols": [SUBPROTOCOL],
+        "additional_headers": dict(headers or {}),
+        "open_timeout": timeout,
+        "max_size": max_message_bytes,
+        # An MCP session idles between tool calls for minutes; keepalive pings find a
+        # dead peer before the next call has to.
+        "ping_interval": 20,
+        "ping_timeout": 20,
+        "close_timeout": 2,
+    }
+    websocket_cm, ws = await _open(url, options, addresses)
     try:
         if ws.subprotocol != SUBPROTOCOL:
             raise WebSocketHandshakeError("server did not accept the 'mcp' WebSocket subprotocol")

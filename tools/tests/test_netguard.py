@@ -440,3 +440,93 @@ def test_urls_are_shown_without_userinfo_and_query_values(url, shown):
     from tools.netguard import redact_url
 
     assert redact_url(url) == shown
+
+
+# WebSocket MCP connections: vetted once, then pinned to the vetted address.
+
+
+def _manager(policy: OutboundPolicy):
+    from tools.mcp import McpClientManager
+
+    async def guard(url: str) -> list[str]:
+        return await acheck_url(url, policy)
+
+    return McpClientManager(url_guard=guard)
+
+
+async def test_dns_rebinding_cannot_move_a_websocket_connection(monkeypatch):
+    """The name resolves to an allowed address when checked (127.0.0.2 stands in for a
+    public one, so no traffic leaves the machine) and to 127.0.0.1 on any later lookup:
+    the local server on 127.0.0.1 must never see a connection."""
+    from tools.mcp import McpServerConfig
+    from tools.mcp.testing import McpTestServer, TcpFront
+
+    with (
+        McpTestServer("websocket", name="vetted") as real,
+        TcpFront(real.port, host="127.0.0.2") as vetted,
+        TcpFront(None, host="127.0.0.1", port=vetted.port) as local,
+    ):
+        port = vetted.port
+        _rebinding(monkeypatch, "rebind.example", "127.0.0.2", "127.0.0.1")
+        policy = OutboundPolicy(allow_private_hosts=("127.0.0.2",), allowed_schemes=("ws",))
+        manager = _manager(policy)
+        config = McpServerConfig(
+            name="r", transport="websocket", url=f"ws://rebind.example:{port}/mcp", timeout_s=5
+        )
+        try:
+            tools = await manager.probe(config)
+        finally:
+            await manager.aclose()
+    assert "echo" in {tool.name for tool in tools}
+    assert local.heads == []
+    assert len(vetted.heads) == 1
+    assert f"\r\nHost: rebind.example:{port}\r\n".encode() in vetted.heads[0]
+
+
+async def test_a_pinned_wss_connection_checks_the_certificate_against_the_name(
+    tmp_path, monkeypatch
+):
+    """Connected to the vetted 127.0.0.1, verified as "localhost" (the certificate's
+    only name): asking for the bare IP must fail verification."""
+    from tools.mcp import McpConnectionError, McpServerConfig
+    from tools.mcp.testing import McpTestServer
+
+    cert_path, key_path = _tls_material(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))  # trusted by the default context
+    policy = OutboundPolicy(
+        allow_private_hosts=("localhost", "127.0.0.1"), allowed_schemes=("wss",)
+    )
+    manager = _manager(policy)
+    with McpTestServer("websocket", tls=(str(cert_path), str(key_path))) as server:
+        by_name = McpServerConfig(
+            name="tls", transport="websocket", url=f"wss://localhost:{server.port}/mcp"
+        )
+        by_ip = McpServerConfig(
+            name="tls", transport="websocket", url=f"wss://127.0.0.1:{server.port}/mcp"
+        )
+        try:
+            assert "echo" in {tool.name for tool in await manager.probe(by_name)}
+            with pytest.raises(McpConnectionError):
+                await manager.probe(by_ip)
+        finally:
+            await manager.aclose()
+
+
+async def test_the_mcp_guard_refusal_names_neither_host_nor_address(monkeypatch):
+    """At connection time not even the host: the message is kept as the server's last
+    error, which keys that may not see the URL can read."""
+    from tools.mcp import McpConnectionError, McpServerConfig
+
+    _rebinding(monkeypatch, "internal.example", "10.20.30.40", "10.20.30.40")
+    policy = OutboundPolicy(allowed_schemes=("http", "https"))
+    url = "https://internal.example/mcp"
+    manager = _manager(policy)
+    config = McpServerConfig(name="internal", transport="streamable_http", url=url, timeout_s=5)
+    try:
+        with pytest.raises(McpConnectionError) as caught:
+            await manager.probe(config)
+    finally:
+        await manager.aclose()
+    text = f"{caught.value.message} {caught.value.details}"
+    assert "non-public address" in text
+    assert "10.20.30.40" not in text and "internal.example" not in text

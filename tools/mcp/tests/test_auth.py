@@ -96,7 +96,9 @@ async def test_url_guard_can_refuse_a_server(locked_server: McpTestServer) -> No
         await manager.aclose()
 
     assert seen == [locked_server.url]
+    # The guard's own words are not repeated: they may name an address or host, and the
+    # message is kept as the server's last error for keys that may not see the URL.
     assert caught.value.message == (
-        "Could not connect to MCP server 'locked': "
-        "refused by the outbound policy: 127.0.0.1 is not a public address"
+        "Could not connect to MCP server 'locked': refused by the outbound policy: "
+        "its URL is not allowed"
     )
