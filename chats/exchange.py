@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
-
 from chats import selectors, services
 from chats.models import Chat, Message
+from llmwrapper import db
 from llmwrapper.errors import ResourceNotFoundError
 from providers import wire
 from providers.loop import TurnCompleted
@@ -24,11 +23,33 @@ def _chat(subtenant: Subtenant, chat_id: str) -> Chat:
         raise ResourceNotFoundError("Chat not found.", details={"id": chat_id}) from exc
 
 
+def _answer(
+    text: str, turn: TurnCompleted | None, status: str, error: str, provider: str, model: str
+) -> dict[str, Any]:
+    """The assistant row: the finished turn, or the partial text of one that did not end."""
+    row: dict[str, Any] = {
+        "role": Message.Role.ASSISTANT,
+        "content": text,
+        "metadata": {"source": "openai_compat"},
+    }
+    if turn is None:
+        return {**row, "provider": provider, "model": model, "status": status, "error": error}
+    return {
+        **row,
+        "tool_calls": [wire.tool_call_to_api(c) for c in turn.pending_tool_calls],
+        "provider": turn.provider,
+        "model": turn.model,
+        "input_tokens": turn.usage.input_tokens,
+        "output_tokens": turn.usage.output_tokens,
+        "finish_reason": turn.finish_reason,
+    }
+
+
 class ChatExchangeRecorder:
     """Appends the request's newest user message and the answer to the chat."""
 
     async def check(self, *, subtenant: Subtenant, chat_id: str) -> None:
-        await sync_to_async(_chat)(subtenant, chat_id)
+        await db.run(_chat, subtenant, chat_id)
 
     async def record(
         self,
@@ -37,8 +58,16 @@ class ChatExchangeRecorder:
         chat_id: str,
         request: ChatRequest,
         text: str,
-        turn: TurnCompleted,
+        turn: TurnCompleted | None,
+        status: str = Message.Status.COMPLETE,
+        error: str = "",
+        provider: str = "",
+        model: str = "",
     ) -> None:
+        """Store the exchange. Without `turn` (the client left, or the provider failed)
+        the partial `text` is kept with `status` (`interrupted` or `error`, with the
+        reason in `error`) and the `provider`/`model` that were asked."""
+
         def write() -> None:
             chat = _chat(subtenant, chat_id)
             rows: list[dict[str, Any]] = []
@@ -52,19 +81,7 @@ class ChatExchangeRecorder:
                         "name": last.name or "",
                     }
                 )
-            rows.append(
-                {
-                    "role": Message.Role.ASSISTANT,
-                    "content": text,
-                    "tool_calls": [wire.tool_call_to_api(c) for c in turn.pending_tool_calls],
-                    "provider": turn.provider,
-                    "model": turn.model,
-                    "input_tokens": turn.usage.input_tokens,
-                    "output_tokens": turn.usage.output_tokens,
-                    "finish_reason": turn.finish_reason,
-                    "metadata": {"source": "openai_compat"},
-                }
-            )
+            rows.append(_answer(text, turn, status, error, provider, model))
             services.messages_append(chat=chat, messages=rows)
 
-        await sync_to_async(write)()
+        await db.run(write)

@@ -9,7 +9,9 @@ SDKs raise their own exception types.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,10 +37,15 @@ from providers.tooling import tool_specs_from_openai
 from providers.types import ChatRequest, TextDelta, ToolCallComplete
 from tenants.models import Subtenant
 
+logger = logging.getLogger(__name__)
+
 
 # A chat to persist the exchange into, named with the `X-Chat-ID` header. The chats app
 # registers the recorder (providers may not import chats): `check(subtenant, chat_id)`
-# raises 404 for a chat the caller cannot reach; `record(...)` stores the exchange.
+# raises 404 for a chat the caller cannot reach; `record(...)` stores the exchange: the
+# finished turn, or (turn=None) the partial text with status "interrupted" when the
+# client left, "error" and the reason when the call failed. It runs in a `finally:`,
+# so every way a request ends leaves the exchange in the chat.
 class ExchangeRecorder:
     check: Callable[..., Awaitable[None]]
     record: Callable[..., Awaitable[None]]
@@ -256,6 +263,7 @@ class _Completion:
         parts: list[str] = []
         turn: TurnCompleted | None = None
         started = time.perf_counter()
+        error: str | None = None  # None: the client left
         try:
             async for event in self._events(streaming=False):
                 if isinstance(event, TextDelta):
@@ -265,11 +273,17 @@ class _Completion:
                 elif isinstance(event, TurnCompleted):
                     turn = event
         except ProviderError as exc:
+            error = exc.message
             self.context.add_failure(
                 self.target, status="error", error=exc, latency_ms=_ms(started)
             )
             raise
+        except Exception:
+            error = "Internal error"
+            raise
         finally:
+            if turn is None:
+                await self._record_safely("".join(parts), None, error)
             await self.context.flush()
         assert turn is not None
         text = "".join(parts)
@@ -291,9 +305,11 @@ class _Completion:
 
     async def chunks(self, include_usage: bool) -> AsyncIterator[bytes]:
         parts: list[str] = []
-        yield self._chunk({"role": "assistant", "content": ""})
         status, failure, started = "interrupted", None, time.perf_counter()
+        turn: TurnCompleted | None = None
+        recorded, error = False, None  # error None: the client left
         try:
+            yield self._chunk({"role": "assistant", "content": ""})
             tool_index = 0
             async for event in self._events(streaming=True):
                 if isinstance(event, TextDelta):
@@ -309,16 +325,24 @@ class _Completion:
                 elif isinstance(event, RoundCompleted):
                     self.context.add_round(event)
                 elif isinstance(event, TurnCompleted):
-                    status = "ok"
+                    status, turn = "ok", event
                     yield self._chunk({}, finish=_finish(event))
                     if include_usage:
                         yield _sse({**self._base(), "choices": [], "usage": _usage(event)})
+                    # Stored before [DONE], so a client reading the chat next finds it.
+                    recorded = True
                     await self._record("".join(parts), event)
             yield b"data: [DONE]\n\n"
         except ProviderError as exc:
-            status, failure = "error", exc
+            status, failure, error = "error", exc, exc.message
             yield _sse(openai_error(exc).body())
+        except Exception:
+            error = "Internal error"
+            raise
         finally:
+            if not recorded:
+                # The client left (or the call failed) before the end: keep what it got.
+                await self._record_safely("".join(parts), turn, error)
             if status != "ok":
                 self.context.add_failure(
                     self.target, status=status, error=failure, latency_ms=_ms(started)
@@ -344,7 +368,7 @@ class _Completion:
             }
         )
 
-    async def _record(self, text: str, turn: TurnCompleted) -> None:
+    async def _record(self, text: str, turn: TurnCompleted | None, **unfinished: str) -> None:
         if self.chat_id and _exchange_recorder is not None:
             await _exchange_recorder.record(
                 subtenant=self.context.subtenant,
@@ -352,7 +376,27 @@ class _Completion:
                 request=self.request,
                 text=text,
                 turn=turn,
+                **unfinished,
             )
+
+    async def _record_safely(
+        self, text: str, turn: TurnCompleted | None, error: str | None
+    ) -> None:
+        """`_record` from a `finally:`: shielded from the request's cancellation, and
+        never raising. Without a finished turn the partial text is kept, `interrupted`
+        when the client left (error None), else `error` with the reason."""
+        unfinished: dict[str, str] = {}
+        if turn is None:
+            unfinished = {
+                "status": "interrupted" if error is None else "error",
+                "error": error or "",
+                "provider": self.target.provider,
+                "model": self.target.model,
+            }
+        try:
+            await asyncio.shield(self._record(text, turn, **unfinished))
+        except Exception:
+            logger.exception("Could not store the unfinished exchange in chat %s", self.chat_id)
 
 
 def _ms(started: float) -> int:
