@@ -89,11 +89,31 @@ def is_credential_name(name: str, *, parameter: bool = False) -> bool:
     return parameter and squashed in _QUERY_ONLY_NAMES
 
 
-# Any of these in a text means a closer look; most log lines have none of them.
-_HINT = re.compile(
-    r"lw_|lw%5f|sk-|=|bearer|basic|authori|key|token|secret|passw|cookie|sig|\\u|://[^\s/]*@",
-    re.IGNORECASE,
+# Any of these in a text means a closer look; most log lines have none of them. (Plain
+# substring tests: a case-insensitive regex alternation costs ten times as much.)
+_HINTS = (
+    "=",
+    "@",
+    "\\u",
+    "lw_",
+    "lw%5f",
+    "sk-",
+    "bearer",
+    "basic",
+    "authori",
+    "key",
+    "token",
+    "secret",
+    "passw",
+    "cookie",
+    "sig",
 )
+
+
+def _has_hint(text: str) -> bool:
+    return any(map(text.lower().__contains__, _HINTS))
+
+
 _OUR_KEY = re.compile(r"\blw(?:_|%5[fF])[A-Za-z0-9_\-%]{8,}")
 _VENDOR_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
 _SCHEME_CREDENTIAL = re.compile(r"\b(Bearer|Basic|Token)(\s+)([A-Za-z0-9._~+/=\-{}%:]{8,})", re.I)
@@ -118,7 +138,7 @@ _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 def redact_text(text: str) -> str:
     """The text with every credential it visibly holds replaced by `[redacted]`."""
-    if not _HINT.search(text):
+    if not _has_hint(text):
         return text
     if ":" in text:
         # First: the patterns below cannot tell where a structured value ends.
@@ -306,7 +326,7 @@ class RedactSecrets(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record is left to the formatter to report
             return True
-        if _HINT.search(message) and redact_text(message) != message:
+        if _has_hint(message) and redact_text(message) != message:
             if isinstance(record.msg, str):
                 record.msg = redact_text(record.msg)
             record.args = _redact_args(record.args)
