@@ -163,3 +163,17 @@ def test_a_stream_that_stalls_after_some_text_keeps_the_partial_answer(roomy, ht
     assert (assistant["role"], assistant["status"]) == ("assistant", "error")
     assert assistant["content"] == partial and assistant["error"]
     assert len(roomy.openai.chat_requests()) == 1
+
+
+def test_a_fallback_answers_in_the_time_the_primary_left(roomy, http):
+    for _ in range(3):  # the first try and both retries stall
+        roomy.openai.enqueue(text="never arrives", drip=0.2)
+    roomy.anthropic.enqueue(text="from the fallback")
+
+    events = stream(http, "/api/v1/llm/stream", ask("openai", fallbacks=["anthropic"]))
+
+    assert events[-1][0] == "message.completed"
+    assert events[-1][1]["content"] == "from the fallback"
+    assert events[-1][1]["provider"] == "anthropic"
+    assert len(roomy.openai.chat_requests()) == 3
+    assert len(roomy.anthropic.chat_requests()) == 1
