@@ -4,16 +4,19 @@ Under ASGI, Django runs every sync view on one shared thread, so a sync view wai
 seconds for a model would stall every other sync request of the process. Views that
 call providers are therefore async: this class keeps DRF's request parsing,
 authentication, permissions, exception handling and schema generation, and runs the
-handler on the event loop. Authentication touches the database, so it runs in a thread.
+handler on the event loop. Authentication touches the database, so it runs in a thread,
+and hands its connection back before the handler runs (llmwrapper/db.py).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 from rest_framework.views import APIView
+
+from llmwrapper import db
 
 
 class AsyncAPIView(APIView):
@@ -24,13 +27,15 @@ class AsyncAPIView(APIView):
         self.request = request
         self.headers = self.default_response_headers
         try:
-            await sync_to_async(self.initial)(request, *args, **kwargs)
+            await db.run(self.initial, request, *args, **kwargs)
             method = request.method.lower()
             handler = getattr(self, method, None) if method in self.http_method_names else None
             if handler is None:
                 response = self.http_method_not_allowed(request, *args, **kwargs)
             else:
-                response = await handler(request, *args, **kwargs)
+                response = handler(request, *args, **kwargs)
+                if inspect.isawaitable(response):  # DRF's own handlers (OPTIONS) are sync
+                    response = await response
         except Exception as exc:
             response = self.handle_exception(exc)
         self.response = self.finalize_response(request, response, *args, **kwargs)

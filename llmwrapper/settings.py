@@ -103,7 +103,7 @@ DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 # connection free within DATABASE_POOL_TIMEOUT answers 503 with Retry-After at once.
 # CONN_HEALTH_CHECKS makes the pool check every connection it lends, so after a
 # database restart the dead ones are replaced instead of failing their requests.
-DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=2.0)
+DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=5.0)
 # How long the final write of a streamed answer is retried while the database is away.
 DATABASE_RETRY_SECONDS = env.float("DATABASE_RETRY_SECONDS", default=15.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -238,7 +238,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "llmwrapper.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "llmwrapper.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "llmwrapper.openapi.ApiSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["tenants.limits.RequestRateThrottle"],
 }
