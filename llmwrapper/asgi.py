@@ -19,6 +19,7 @@ from llmwrapper.observability import redaction  # noqa: E402
 redaction.install()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from llmwrapper.middleware import AllowedHostsWebSocketMiddleware  # noqa: E402
 from llmwrapper.observability.tracing import (  # noqa: E402
@@ -29,6 +30,12 @@ from llmwrapper.routing import websocket_urlpatterns  # noqa: E402
 
 # Off (nothing installed) unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
 configure_tracing_from_settings()
+
+if settings.CHAT_LEASE_SWEEP:
+    # Every serving process renews its streams' leases and ends those of dead workers.
+    from chats.leases import start_sweeper
+
+    start_sweeper()
 
 application = ProtocolTypeRouter(
     {
