@@ -14,11 +14,13 @@ from rest_framework.views import APIView
 
 from llmwrapper.api import StrictSerializer, principal, query_param
 from llmwrapper.async_views import AsyncAPIView
+from llmwrapper.secrets import unseal
 from tenants.models import Subtenant
 from tenants.selectors import subtenant_access
 from tools import selectors, services
 from tools.builtins import BUILTINS
 from tools.models import Function, McpServer
+from tools.netguard import redact_url
 from tools.schema import NAME_RE, normalize_parameters
 
 SUBTENANT_PARAM = OpenApiParameter(
@@ -70,7 +72,10 @@ class FunctionRegisterSerializer(StrictSerializer):
         return attrs
 
 
-def function_row(function: Function | None, name: str) -> dict[str, Any]:
+def function_row(function: Function | None, name: str, *, admin: bool) -> dict[str, Any]:
+    """A function as the caller may see it. A global function is admin data: a
+    subtenant key sees what a model sees (name, description, parameters), never where it
+    runs. URLs are shown redacted (no userinfo, query values masked), to admins too."""
     if function is None:
         tool = BUILTINS[name]
         return {
@@ -86,13 +91,17 @@ def function_row(function: Function | None, name: str) -> dict[str, Any]:
         "parameters": function.parameters,
         "kind": function.kind,
         "subtenant": str(function.subtenant_id) if function.subtenant_id else None,
-        "timeout_s": function.timeout_s,
-        "created_at": function.created_at,
     }
+    if function.subtenant_id is None and not admin:
+        return row
+    row.update(timeout_s=function.timeout_s, created_at=function.created_at)
     if function.kind == Function.Kind.WEBHOOK:
-        row["url"] = function.url
+        row["url"] = redact_url(function.url)
         row["has_headers"] = bool(function.headers_sealed)
     return row
+
+
+_HIDDEN_FOR_GLOBAL = "Absent when a subtenant key reads a global (admin-registered) entry."
 
 
 class FunctionOutSerializer(serializers.Serializer):
@@ -101,7 +110,16 @@ class FunctionOutSerializer(serializers.Serializer):
     parameters = serializers.DictField(help_text="JSON Schema of the arguments.")
     kind = serializers.ChoiceField(choices=["builtin", "code", "webhook"])
     subtenant = serializers.UUIDField(allow_null=True)
-    url = serializers.URLField(required=False)
+    url = serializers.CharField(
+        required=False,
+        help_text="Webhooks: the URL without userinfo, query values shown as '***'. "
+        + _HIDDEN_FOR_GLOBAL,
+    )
+    has_headers = serializers.BooleanField(
+        required=False, help_text="Webhooks: whether headers are stored. " + _HIDDEN_FOR_GLOBAL
+    )
+    timeout_s = serializers.FloatField(required=False, help_text=_HIDDEN_FOR_GLOBAL)
+    created_at = serializers.DateTimeField(required=False, help_text=_HIDDEN_FOR_GLOBAL)
 
 
 FUNCTION = FunctionOutSerializer
@@ -113,10 +131,10 @@ class FunctionListView(APIView):
     )
     def get(self, request: Request) -> Response:
         """Built-in and registered functions available to the caller."""
-        scope = caller_scope(request)
-        rows = [function_row(None, name) for name in BUILTINS]
+        scope, admin = caller_scope(request), principal(request).is_admin
+        rows = [function_row(None, name, admin=admin) for name in BUILTINS]
         rows += [
-            function_row(f, f.name)
+            function_row(f, f.name, admin=admin)
             for f in selectors.function_list(subtenant=scope)
             if f.name not in BUILTINS
         ]
@@ -134,7 +152,8 @@ class FunctionRegisterView(APIView):
         data = dict(serializer.validated_data)
         owner = caller_scope(request, data.pop("subtenant", None))
         function = services.function_register(key=principal(request).key, owner=owner, data=data)
-        return Response(function_row(function, function.name), status=status.HTTP_201_CREATED)
+        row = function_row(function, function.name, admin=principal(request).is_admin)
+        return Response(row, status=status.HTTP_201_CREATED)
 
 
 class FunctionDetailView(APIView):
@@ -211,22 +230,26 @@ class McpServerRegisterSerializer(StrictSerializer):
 
 
 def mcp_server_row(server: McpServer, *, admin: bool) -> dict[str, Any]:
-    from llmwrapper.secrets import unseal
-
-    secrets = unseal(server.secrets_sealed, {})
-    row = {
+    """A server as the caller may see it: as for functions, a global server's URL,
+    credentials and command stay with admins, and URLs are shown redacted."""
+    row: dict[str, Any] = {
         "name": server.name,
         "transport": server.transport,
-        "url": server.url or None,
         "subtenant": str(server.subtenant_id) if server.subtenant_id else None,
         "status": server.status,
         "last_error": server.last_error or None,
-        "api_key": server.api_key_hint or None,
-        "headers": {name: "****" for name in (secrets.get("headers") or {})},
         "tools": [t["qualified_name"] for t in server.tools],
         "last_checked_at": server.last_checked_at,
         "created_at": server.created_at,
     }
+    if server.subtenant_id is None and not admin:
+        return row
+    secrets = unseal(server.secrets_sealed, {})
+    row.update(
+        url=redact_url(server.url) if server.url else None,
+        api_key=server.api_key_hint or None,
+        headers={name: "****" for name in (secrets.get("headers") or {})},
+    )
     if admin and server.transport == McpServer.Transport.STDIO:
         row["command"], row["args"] = server.command, server.args
     return row
@@ -235,13 +258,30 @@ def mcp_server_row(server: McpServer, *, admin: bool) -> dict[str, Any]:
 class McpServerOutSerializer(serializers.Serializer):
     name = serializers.CharField()
     transport = serializers.CharField()
-    url = serializers.CharField(allow_null=True)
+    url = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="Without userinfo, query values shown as '***'; null for stdio. "
+        + _HIDDEN_FOR_GLOBAL,
+    )
     subtenant = serializers.UUIDField(allow_null=True)
     status = serializers.ChoiceField(choices=["connected", "error"])
     last_error = serializers.CharField(allow_null=True)
-    api_key = serializers.CharField(allow_null=True, help_text="Masked: never returned in full.")
-    headers = serializers.DictField(help_text="Header names; values masked.")
+    api_key = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="Masked: never returned in full. " + _HIDDEN_FOR_GLOBAL,
+    )
+    headers = serializers.DictField(
+        required=False, help_text="Header names; values masked. " + _HIDDEN_FOR_GLOBAL
+    )
     tools = serializers.ListField(child=serializers.CharField())
+    last_checked_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    command = serializers.CharField(required=False, help_text="stdio servers, admin keys only.")
+    args = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="stdio servers, admin keys only."
+    )
 
 
 MCP_SERVER = McpServerOutSerializer

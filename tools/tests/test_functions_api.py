@@ -206,3 +206,106 @@ def test_admin_global_function_is_offered_to_every_tenant(
     assert "shared_fn" in [r["name"] for r in client.get("/api/v1/functions").json()["results"]]
     # ...but a subtenant cannot remove it.
     assert client.delete("/api/v1/functions/shared_fn").status_code == 404
+
+
+# What a caller sees of a function: a global one's URL and headers are admin data, and
+# nobody sees a URL's query values.
+
+
+def _api(base_url: str, key: str):
+    import httpx
+
+    return httpx.Client(
+        base_url=f"{base_url}/api/v1",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+        trust_env=False,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_global_webhooks_url_and_headers_stay_with_admins(
+    live_server_url, make_tenant, admin_key, webhook, allow_local
+):
+    from tools.mcp.testing import TcpFront
+
+    port = int(webhook.url.split(":")[2].split("/")[0])
+    _, tenant_key, _ = make_tenant()
+    with TcpFront(port) as front, _api(live_server_url, admin_key) as admin:
+        url = front.url("http", "/hook?token=q-s3cret&v=1")
+        body = {
+            "name": "shared_hook",
+            "description": "Shared weather",
+            "parameters": WEATHER_PARAMS,
+            "url": url,
+            "headers": {"X-Token": "h-s3cret"},
+        }
+        created = admin.post("/functions/register", json=body)
+        assert created.status_code == 201, created.text
+        shown = front.url("http", "/hook?token=***&v=***")
+        assert created.json()["url"] == shown and created.json()["has_headers"] is True
+        admin_rows = {r["name"]: r for r in admin.get("/functions").json()["results"]}
+        assert admin_rows["shared_hook"]["url"] == shown
+
+        with _api(live_server_url, tenant_key) as tenant:
+            own = tenant.post("/functions/register", json={"name": "own_hook", "url": url}).json()
+            listing = tenant.get("/functions")
+            run = tenant.post(
+                "/functions/shared_hook/execute", json={"arguments": {"location": "Oslo"}}
+            )
+
+    rows = {r["name"]: r for r in listing.json()["results"]}
+    assert rows["shared_hook"] == {
+        "name": "shared_hook",
+        "description": "Shared weather",
+        "parameters": created.json()["parameters"],
+        "kind": "webhook",
+        "subtenant": None,
+    }
+    assert own["url"] == shown and rows["own_hook"]["url"] == shown
+    for text in (created.text, listing.text, str(admin_rows)):
+        assert "q-s3cret" not in text and "h-s3cret" not in text
+    assert str(front.port) not in str(rows["shared_hook"])
+    # Stored intact, and used as stored.
+    assert run.status_code == 200, run.text
+    assert front.connections == ["POST /hook?token=q-s3cret&v=1 HTTP/1.1"]
+    assert webhook.requests[-1]["headers"]["X-Token"] == "h-s3cret"
+    assert Function.objects.get(name="shared_hook").url == url
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_webhook_host_is_not_mapped_to_its_address(
+    live_server_url, make_tenant, monkeypatch
+):
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolver(host, *args, **kwargs):
+        return real_getaddrinfo(
+            "10.20.30.40" if host == "hooks.internal" else host, *args, **kwargs
+        )
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    _, key, _ = make_tenant()
+    with _api(live_server_url, key) as client:
+        response = client.post(
+            "/functions/register", json={"name": "probe", "url": "https://hooks.internal/x"}
+        )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "unsafe_url"
+    assert error["message"] == (
+        "hooks.internal resolves to a non-public address; the operator must allowlist it"
+    )
+    assert "10.20.30.40" not in response.text
+
+
+def test_the_schema_describes_what_each_key_sees(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    components = schema["components"]["schemas"]
+    function, server = components["FunctionOut"], components["McpServerOut"]
+    assert {"url", "has_headers", "timeout_s", "created_at"} <= set(function["properties"])
+    assert "url" not in function["required"]
+    assert {"url", "api_key", "headers"}.isdisjoint(server["required"])
+    assert {"last_checked_at", "created_at"} <= set(server["required"])

@@ -191,3 +191,67 @@ async def test_a_chat_model_uses_an_mcp_tool(tenant, http_server, allow_local, l
     assert tool.name == "web__add" and tool.content == "42"
     offered = {t["function"]["name"] for t in llm_fakes.openai.chat_requests()[0].body["tools"]}
     assert "web__add" in offered
+
+
+async def test_a_global_servers_url_and_credentials_stay_with_admins(
+    tenant, admin_key, http_server, allow_local
+):
+    """A subtenant sees a global server's name, status and tools; an admin sees its URL
+    with query values masked; the server still gets the URL and headers as stored."""
+    from tools.mcp.testing import TcpFront
+
+    _, client = tenant
+    admin = async_client_for(admin_key)
+    with TcpFront(http_server.port) as front:
+        url = front.url("http", "/mcp?token=q-s3cret")
+        body = {
+            "name": "shared",
+            "url": url,
+            "protocol": "http",
+            "api_key": "k-s3cret-key",
+            "headers": {"X-Secret": "h-s3cret"},
+        }
+        created = await post(admin, "/api/v1/mcp/servers", body)
+        assert created.status_code == 201, created.content
+        admin_row = (await admin.get("/api/v1/mcp/servers")).json()["results"][0]
+        listed = await client.get("/api/v1/mcp/servers")
+        run = await post(client, "/api/v1/mcp/tools/shared__echo/execute", {"text": "hi"})
+
+    shown = front.url("http", "/mcp?token=***")
+    assert created.json()["url"] == shown and admin_row["url"] == shown
+    assert admin_row["headers"] == {"X-Secret": "****"}
+    assert admin_row["api_key"].startswith("****")
+    row = listed.json()["results"][0]
+    assert row["name"] == "shared" and "shared__echo" in row["tools"]
+    assert not {"url", "api_key", "headers", "command", "args"} & set(row)
+    for text in (created.content.decode(), listed.content.decode(), str(admin_row)):
+        assert "q-s3cret" not in text and "h-s3cret" not in text and "k-s3cret" not in text
+    assert str(front.port) not in listed.content.decode()
+    # Stored intact, and used as stored.
+    assert run.status_code == 200 and run.json()["text"] == "hi"
+    sent = b"\n".join(front.heads).lower()
+    assert b"/mcp?token=q-s3cret " in sent and b"x-secret: h-s3cret" in sent
+    assert (await McpServer.objects.aget(name="shared")).url == url
+
+
+async def test_a_refused_mcp_host_is_not_mapped_to_its_address(tenant, monkeypatch):
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolver(host, *args, **kwargs):
+        host = "10.20.30.40" if host == "mcp.internal" else host
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    _, client = tenant
+    response = await post(
+        client,
+        "/api/v1/mcp/servers",
+        {"name": "probe", "url": "wss://mcp.internal/mcp", "protocol": "websocket"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "unsafe_url"
+    assert "non-public address" in response.json()["error"]["message"]
+    assert "10.20.30.40" not in response.content.decode()
+    assert await McpServer.objects.acount() == 0
