@@ -86,7 +86,9 @@ class SubtenantViewSet(viewsets.ViewSet):
 
 
 class ApiKeySerializer(StrictModelSerializer):
-    subtenant = serializers.UUIDField(source="subtenant_id", read_only=True)
+    subtenant = serializers.UUIDField(
+        source="subtenant_id", read_only=True, allow_null=True, help_text="null for admin keys."
+    )
 
     class Meta:
         model = ApiKey
