@@ -161,7 +161,7 @@ async def test_streamed_requests_are_counted_when_the_stream_ends(chat_setup):
     _, chat, _, client, fakes = chat_setup
     route = {"method": "POST", "route": "/api/v1/chats/{chat_pk}/messages/stream"}
     name = "llmwrapper_http_requests_total"
-    before = value(await scrape(), name, **route)
+    before = value(await scrape(), name, status="200", **route)
     fakes.openai.enqueue(text="streamed", usage=(3, 1))
     response = await send(client, chat, {"content": "go"}, path="messages/stream")
     await read_sse(response)
