@@ -125,6 +125,33 @@ def test_mcp_tool_call_fails_once_the_server_redirects(
     assert target.connections == []
 
 
+def test_a_model_gets_a_tool_error_when_an_mcp_server_redirects(
+    live_server_url, make_tenant, allow_local, mcp_server, fronts, llm_fakes
+):
+    from chats.models import Chat, Message
+
+    front, target = fronts
+    transport, scheme, path = (
+        mcp_server.transport,
+        SCHEMES[mcp_server.transport],
+        PATHS[mcp_server.transport],
+    )
+    subtenant, key, _ = make_tenant()
+    chat = Chat.objects.create(subtenant=subtenant, provider="openai")
+    llm_fakes.openai.enqueue(tool_calls=[{"name": "tools__echo", "arguments": {"text": "x"}}])
+    llm_fakes.openai.enqueue(text="The tool failed.")
+    with api(live_server_url, key) as client:
+        assert register(client, transport, front.url(scheme, path)).status_code == 201
+        front.redirect(307, target.url(scheme, path))
+        response = client.post(f"/chats/{chat.id}/messages", json={"content": "echo x"})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["message"]["content"] == "The tool failed."
+    tool = Message.objects.get(chat=chat, role="tool")
+    assert tool.content.startswith("mcp_redirect_refused: ") and "redirect" in tool.content
+    assert target.connections == []
+
+
 @pytest.fixture
 def webhook_front(webhook) -> Iterator[TcpFront]:
     port = int(webhook.url.split(":")[2].split("/")[0])
