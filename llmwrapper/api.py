@@ -57,6 +57,14 @@ def query_param(request: Request, name: str, field: serializers.Field) -> Any:
         raise serializers.ValidationError({name: exc.detail}) from exc
 
 
+def listing(name: str, items: Any) -> Any:
+    """The schema of an unpaginated list answer, `{count, results}`; `items` is a
+    serializer instance with many=True."""
+    from drf_spectacular.utils import inline_serializer
+
+    return inline_serializer(name, {"count": serializers.IntegerField(), "results": items})
+
+
 def paginated(request: Request, queryset: Any, serializer_class: type, **context: Any) -> Any:
     """One page of `queryset`, serialized, in the `{count, next, previous, results}` shape."""
     from llmwrapper.pagination import Pagination

@@ -6,13 +6,14 @@ import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from llmwrapper.api import StrictSerializer, principal, query_param
+from llmwrapper.api import StrictSerializer, listing, principal, query_param
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.secrets import unseal
 from tenants.models import Subtenant
@@ -25,7 +26,7 @@ from tools.schema import NAME_RE, normalize_parameters
 
 SUBTENANT_PARAM = OpenApiParameter(
     "subtenant",
-    str,
+    OpenApiTypes.UUID,
     description="Admin keys: act on this subtenant's tools instead of the global ones.",
 )
 
@@ -127,7 +128,9 @@ FUNCTION = FunctionOutSerializer
 
 class FunctionListView(APIView):
     @extend_schema(
-        parameters=[SUBTENANT_PARAM], responses={200: FUNCTION(many=True)}, tags=["functions"]
+        parameters=[SUBTENANT_PARAM],
+        responses={200: listing("FunctionList", FUNCTION(many=True))},
+        tags=["functions"],
     )
     def get(self, request: Request) -> Response:
         """Built-in and registered functions available to the caller."""
@@ -289,7 +292,9 @@ MCP_SERVER = McpServerOutSerializer
 
 class McpServersView(AsyncAPIView):
     @extend_schema(
-        parameters=[SUBTENANT_PARAM], responses={200: MCP_SERVER(many=True)}, tags=["mcp"]
+        parameters=[SUBTENANT_PARAM],
+        responses={200: listing("McpServerList", MCP_SERVER(many=True))},
+        tags=["mcp"],
     )
     async def get(self, request: Request) -> Response:
         """Registered MCP servers with their status, last error and tools."""
@@ -331,18 +336,21 @@ class McpToolsView(AsyncAPIView):
     @extend_schema(
         parameters=[SUBTENANT_PARAM],
         responses={
-            200: inline_serializer(
-                "McpTool",
-                {
-                    "name": serializers.CharField(
-                        help_text="<server>__<tool>, as offered to models"
-                    ),
-                    "server": serializers.CharField(),
-                    "tool": serializers.CharField(),
-                    "description": serializers.CharField(),
-                    "input_schema": serializers.DictField(),
-                },
-                many=True,
+            200: listing(
+                "McpToolList",
+                inline_serializer(
+                    "McpTool",
+                    {
+                        "name": serializers.CharField(
+                            help_text="<server>__<tool>, as offered to models"
+                        ),
+                        "server": serializers.CharField(),
+                        "tool": serializers.CharField(),
+                        "description": serializers.CharField(),
+                        "input_schema": serializers.DictField(),
+                    },
+                    many=True,
+                ),
             )
         },
         tags=["mcp"],
