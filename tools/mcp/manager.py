@@ -526,13 +526,14 @@ class McpClientManager:
         addresses: Sequence[str] | None = None
         if self._url_guard is not None:
             try:
-                addresses = await self._url_guard(config.url)
+                vetted = await self._url_guard(config.url)
             except Exception as exc:
                 raise _GuardRefused(guard_reason(exc)) from exc
+            addresses = list(vetted) if isinstance(vetted, list | tuple) and vetted else None
         headers = config.request_headers()
         if config.transport == "websocket":
             async with websocket_client(
-                config.url, headers, config.timeout_s, addresses=addresses or None
+                config.url, headers, config.timeout_s, addresses=addresses
             ) as streams:
                 yield streams
             return
