@@ -162,12 +162,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
-            try:
-                await self._close_down()
-            finally:
-                if self.counted:
-                    self.counted = False
-                    ACTIVE_STREAMS.labels("websocket").dec()
+            await self._close_down()  # normally done already, on the disconnect
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         try:
@@ -244,23 +239,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._close_down()
 
     async def _close_down(self) -> None:
-        """Stop the send in progress (its partial text is kept as `interrupted`), the
-        worker, and the fan-out membership. Runs once, and never raises."""
+        """Uncount the socket, stop the send in progress (its partial text is kept as
+        `interrupted`) and the worker, and leave the fan-out group. Runs once."""
         if self.closed_down:
             return
         self.closed_down, self.ready = True, False
-        for task in (self.active.task if self.active else None, self.worker):
-            if task is None:
-                continue
+        if self.counted:
+            self.counted = False
+            ACTIVE_STREAMS.labels("websocket").dec()
+        tasks = [t for t in (self.active.task if self.active else None, self.worker) if t]
+        for task in tasks:
             task.cancel()
+        if self.group is not None:
+            await fanout.leave(self.group, self.channel_name)
+        for task in tasks:
             try:
                 await task
             except asyncio.CancelledError:
                 pass
             except Exception:
                 logger.exception("chat socket task failed while closing")
-        if self.group is not None:
-            await fanout.leave(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.ready:

@@ -146,11 +146,14 @@ if REDIS_URL:
         }
     }
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-    # channels-redis waits for a socket's messages with 5 s blocking reads (BZPOPMIN):
-    # the client's read timeout must outlast them, or every idle socket fails after 5 s
-    # (redis-py's default is 5 s too). Connecting fails fast; keepalive and health checks
-    # find dead connections. No retries inside the client: chats.fanout sees each
-    # failure, so it can rejoin the groups a restarted Redis forgot.
+    # channels-redis waits for a socket's messages with 5 s blocking reads (BZPOPMIN),
+    # so a read timeout would have to outlast them (redis-py's default, 5 s, makes every
+    # idle socket fail). None it is: with a socket timeout, redis-py 8 also writes each
+    # command under asyncio.wait_for, which on Python 3.11 can swallow a cancellation,
+    # leaving a closed socket's receive running for ever. TCP keepalive and health
+    # checks find dead connections instead; connecting still fails fast. No retries
+    # inside the client: chats.fanout sees each failure and rejoins the groups a
+    # restarted Redis forgot.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -158,7 +161,7 @@ if REDIS_URL:
                 "hosts": [
                     {
                         "address": REDIS_URL,
-                        "socket_timeout": 10,
+                        "socket_timeout": None,
                         "socket_connect_timeout": 2,
                         "socket_keepalive": True,
                         "health_check_interval": 30,

@@ -73,6 +73,36 @@ async def test_a_socket_waits_for_a_slow_models_first_token(env, settings, caplo
     assert layer_warnings(caplog) == []
 
 
+def waiting_receives(redis_url: str) -> int:
+    """Connections of our Redis database blocked in the channel layer's receive."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        return sum(1 for c in client.client_list() if int(c["db"]) == db and c["cmd"] == "bzpopmin")
+    finally:
+        client.close()
+
+
+async def test_closed_sockets_leave_no_receive_running(env):
+    """Each socket's layer receive ends with it, however briefly it was open (a receive
+    whose cancellation is lost would go on polling Redis, and hold the server open)."""
+    base, chat, raw, _ = env
+    for index in range(150):
+        key = raw if index % 3 else "lw_wrong"
+        async with open_socket(ws_url(base, chat.id), key) as ws:
+            if key == raw:
+                await send_json(ws, {"type": "ping"})
+                assert await recv(ws) == {"type": "pong"}
+            else:
+                assert (await recv(ws))["type"] == "error"
+    deadline = time.monotonic() + 15
+    while (left := waiting_receives(settings.REDIS_URL)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert left == 0
+
+
 # -- Redis going away and coming back ---------------------------------------------------
 
 
