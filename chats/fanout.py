@@ -133,12 +133,15 @@ async def leave(group: str, channel: str) -> None:
 async def receive(channel: str) -> dict[str, Any]:
     """The next layer message for a socket's channel, waiting out layer outages."""
     layer = get_channel_layer()
+    delay = 0.0  # grows while receiving keeps failing although the layer answers
     while True:
         await _link.wait_up()
         try:
             return await layer.receive(channel)
         except Exception as exc:
             _link.failed("receiving", exc)
+        delay = min(max(delay * 2, RETRY_MIN_S), RETRY_MAX_S)
+        await asyncio.sleep(delay)
 
 
 async def publish(
