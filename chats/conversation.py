@@ -27,7 +27,8 @@ from chats import fanout, history, leases, services
 from chats.models import Chat, Message
 from chats.serializers import MessageSerializer
 from llmwrapper import db
-from llmwrapper.errors import ValidationFailedError
+from llmwrapper.db import DB_ERRORS
+from llmwrapper.errors import ValidationFailedError, database_unavailable
 from providers import gateway, wire
 from providers import services as provider_services
 from providers.errors import ProviderError
@@ -38,6 +39,10 @@ from tenants import limits
 from tenants.models import ApiKey
 
 logger = logging.getLogger(__name__)
+
+# After a partial save failed (the database is away), the stream skips saves this long
+# rather than wait on the pool at every interval.
+_PARTIAL_SAVE_BACKOFF = 30.0
 
 
 @dataclass
@@ -175,10 +180,13 @@ def _prepare(chat: Chat, key: ApiKey, send: SendInput) -> Turn:
         "provider": target.provider,
         "model": target.model,
     }
+    # History is read before anything is written: the append is the turn's last step
+    # before the model, so a failure here leaves nothing half-stored.
+    recent = history.load_recent(chat=chat)
     *user_messages, assistant = services.messages_append(
         chat=chat, messages=[*incoming, placeholder]
     )
-    recent = history.load_recent(chat=chat)
+    recent = [*recent, *user_messages][-settings.CHAT_HISTORY_MAX_MESSAGES :]
     request = ChatRequest(
         model=target.model,
         messages=history.build_messages(chat=chat, recent=recent, system=system),
@@ -260,6 +268,7 @@ class _Progress:
                 )
             except DatabaseError:  # the stream goes on; the final write saves it all
                 logger.warning("Could not save a stream's partial text", exc_info=True)
+                self.saved_at = time.monotonic() + _PARTIAL_SAVE_BACKOFF
 
     async def close_assistant(self, round_: RoundCompleted) -> Message:
         assert self.current is not None
@@ -387,6 +396,10 @@ async def turn_events(
         status, error_text, failure = Message.Status.ERROR, exc.message, exc
         body = _with_message(exc.to_dict(), progress)
         yield await emit("error", ErrorBody(body, exc.status, exc.headers))
+    except DB_ERRORS as exc:
+        status, error_text = Message.Status.ERROR, "The database was unavailable."
+        body, code, headers = database_unavailable(exc)
+        yield await emit("error", ErrorBody(_with_message(body["error"], progress), code, headers))
     except Exception:
         logger.exception("chat turn failed")
         status, error_text = Message.Status.ERROR, "Internal error"

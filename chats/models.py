@@ -98,6 +98,9 @@ class IdempotencyRecord(models.Model):
     # While `in_progress`: renewed by the worker running the send; a lapsed lease frees
     # the key for a retry (the worker died).
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Who holds the claim: a new one for each send that claims the key (a takeover too),
+    # so a send whose lease lapsed cannot finish the record for the send that took it.
+    claim = models.UUIDField(default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

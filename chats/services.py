@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import uuid
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -13,6 +15,8 @@ from chats import leases
 from chats.models import Chat, IdempotencyRecord, Message
 from llmwrapper.errors import ResourceConflictError
 from tenants.models import Subtenant
+
+logger = logging.getLogger(__name__)
 
 
 def chat_create(*, subtenant: Subtenant, **fields: Any) -> Chat:
@@ -124,22 +128,33 @@ def _take_over(record: IdempotencyRecord) -> bool:
     """Claim an in-progress record whose lease lapsed; False when it is still held."""
     if not leases.lapsed(record.lease_expires_at, record.created_at):
         return False
-    deadline = leases.new_deadline()
+    deadline, claim = leases.new_deadline(), uuid.uuid4()
     taken = IdempotencyRecord.objects.filter(
-        pk=record.pk,
-        status=IdempotencyRecord.Status.IN_PROGRESS,
-        lease_expires_at=record.lease_expires_at,
-    ).update(lease_expires_at=deadline)
-    record.lease_expires_at = deadline
+        pk=record.pk, status=IdempotencyRecord.Status.IN_PROGRESS, claim=record.claim
+    ).update(lease_expires_at=deadline, claim=claim)
+    record.lease_expires_at, record.claim = deadline, claim
     return taken == 1
 
 
 def idempotency_finish(*, record: IdempotencyRecord, response: dict[str, Any] | None) -> None:
-    """Store the outcome; without one (the send failed) the key is released for a retry."""
+    """Store the outcome; without one (the send failed) the key is released for a retry.
+
+    A send whose lease lapsed meanwhile (its key freed or taken over by a retry) stores
+    nothing: the key belongs to the newer send.
+    """
+    held = IdempotencyRecord.objects.filter(
+        pk=record.pk, status=IdempotencyRecord.Status.IN_PROGRESS, claim=record.claim
+    )
     if response is None:
-        record.delete()
+        held.delete()
         return
-    record.status = IdempotencyRecord.Status.DONE
-    record.response = response
-    record.lease_expires_at = None
-    record.save(update_fields=["status", "response", "lease_expires_at"])
+    if not held.update(
+        status=IdempotencyRecord.Status.DONE, response=response, lease_expires_at=None
+    ):
+        logger.warning("Idempotency-Key %r finished after its lease lapsed", record.key)
+        return
+    record.status, record.response, record.lease_expires_at = (
+        IdempotencyRecord.Status.DONE,
+        response,
+        None,
+    )

@@ -6,12 +6,15 @@ the request's worker thread and closes the thread's connection afterwards, which
 it back to the pool (or, when it broke, lets the pool discard it). A unit that failed
 because the database went away is retried on a fresh connection when it is safe to
 run twice (`retry_for` seconds in all, with backoff): the final write of a streamed
-answer survives a database restart. A pool that has no connection free within
-`DATABASE_POOL_TIMEOUT` raises at once, so the request answers 503 with Retry-After.
+answer survives a database restart. Between attempts `run` sleeps on the event loop,
+never on the worker thread, which other requests (every WebSocket of the process)
+may share. Without `retry_for`, a pool with no connection free within
+DATABASE_POOL_TIMEOUT fails the unit, and the request answers 503 with Retry-After.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -24,14 +27,27 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+DB_ERRORS = (OperationalError, InterfaceError)
 _FIRST_DELAY = 0.1
 _MAX_DELAY = 2.0
 
 
-def is_pool_exhausted(exc: BaseException) -> bool:
-    """Whether a database error means the pool had no connection to lend in time."""
+def is_pool_timeout(exc: BaseException) -> bool:
+    """Whether a database error is the pool giving up on lending a connection."""
     cause = exc.__cause__ or exc.__context__
-    return type(cause).__name__ == "PoolTimeout" or type(exc).__name__ == "PoolTimeout"
+    return type(exc).__name__ == "PoolTimeout" or type(cause).__name__ == "PoolTimeout"
+
+
+def is_pool_exhausted(exc: BaseException) -> bool:
+    """A pool timeout while the pool is at its size: busy, not a database that is away
+    (when the database is down the pool cannot even open its connections)."""
+    if not is_pool_timeout(exc):
+        return False
+    pool = getattr(connection, "pool", None)
+    if pool is None:
+        return False
+    stats = pool.get_stats()
+    return stats.get("pool_size", 0) >= stats.get("pool_max", 1)
 
 
 def release() -> None:
@@ -40,28 +56,42 @@ def release() -> None:
         connection.close()
 
 
+def _once(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        release()
+
+
+def _retryable(exc: BaseException, deadline: float, delay: float) -> bool:
+    return not connection.in_atomic_block and time.monotonic() + delay <= deadline
+
+
 def unit(fn: Callable[..., T], /, *args: Any, retry_for: float = 0.0, **kwargs: Any) -> T:
-    """Run `fn` (sync), then release the connection; see the module docstring."""
+    """Run `fn` here (a worker thread of our own), then release the connection; see above."""
     deadline = time.monotonic() + retry_for
     delay = _FIRST_DELAY
     while True:
         try:
-            return fn(*args, **kwargs)
-        except (OperationalError, InterfaceError) as exc:
-            if (
-                connection.in_atomic_block
-                or is_pool_exhausted(exc)
-                or time.monotonic() + delay > deadline
-            ):
+            return _once(fn, args, kwargs)
+        except DB_ERRORS as exc:
+            if not retry_for or not _retryable(exc, deadline, delay):
                 raise
             logger.warning("Database unavailable (%s); retrying on a fresh connection", exc)
-            release()
-            time.sleep(delay)
-            delay = min(delay * 2, _MAX_DELAY)
-        finally:
-            release()
+        time.sleep(delay)
+        delay = min(delay * 2, _MAX_DELAY)
 
 
 async def run(fn: Callable[..., T], /, *args: Any, retry_for: float = 0.0, **kwargs: Any) -> T:
-    """`unit` on the request's worker thread, from async code."""
-    return await sync_to_async(unit)(fn, *args, retry_for=retry_for, **kwargs)
+    """One unit on the request's worker thread, from async code; see the module docstring."""
+    deadline = time.monotonic() + retry_for
+    delay = _FIRST_DELAY
+    while True:
+        try:
+            return await sync_to_async(_once)(fn, args, kwargs)
+        except DB_ERRORS as exc:
+            if not retry_for or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("Database unavailable (%s); retrying on a fresh connection", exc)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _MAX_DELAY)

@@ -4,10 +4,10 @@ A request hands its finished `LlmCall` rows to the writer and answers at once; t
 writer stores them in batches, with their tokens counted against the subtenant's
 limits. Records reach the database milliseconds later. None is lost to a database
 that went away: the writer keeps the batch and retries on a fresh connection with
-backoff until it is stored (inserts are idempotent: ids are made here), and at exit it
-drains what it holds. A record the database refuses for what it contains is logged
-and skipped, and the rest of its batch is stored. With CALL_RECORDS_IN_BACKGROUND=false
-they are written before the response instead.
+backoff for up to CALL_RECORDS_RETRY_SECONDS (a retry stores and counts nothing twice),
+and at exit it drains what it holds. A record the database refuses for what it
+contains is logged and skipped, and the rest of its batch is stored. With
+CALL_RECORDS_IN_BACKGROUND=false they are written before the response instead.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from providers.models import LlmCall
 
@@ -33,21 +32,40 @@ _RETRY_FIRST_DELAY = 0.2
 _RETRY_MAX_DELAY = 5.0
 
 
-def store(records: Batch, count_tokens: Callable[[object, int], None]) -> None:
-    """Insert records and count their tokens per subtenant (runs in the caller's thread)."""
-    LlmCall.objects.bulk_create(records, ignore_conflicts=True)
+def store(records: Batch, *, skip_stored: bool = False) -> None:
+    """Insert records and count their tokens against budgets in one transaction, then
+    count them against the per-minute limits (runs in the caller's thread).
+
+    `skip_stored` leaves out records already in the database: a retry after a commit
+    whose answer was lost stores and counts nothing twice.
+    """
+    from tenants import limits
+
+    with transaction.atomic():
+        if skip_stored:
+            stored = set(
+                LlmCall.objects.filter(pk__in=[r.pk for r in records]).values_list("pk", flat=True)
+            )
+            records = [r for r in records if r.pk not in stored]
+        LlmCall.objects.bulk_create(records)
+        used = _tokens_by_subtenant(records)
+        for subtenant, tokens in used:
+            limits.record_budget_tokens(subtenant, tokens)
+    for subtenant, tokens in used:
+        limits.record_rate_tokens(subtenant, tokens)
+
+
+def _tokens_by_subtenant(records: Batch) -> list[tuple[object, int]]:
     tokens: dict[object, int] = defaultdict(int)
     subtenants = {}
     for record in records:
         tokens[record.subtenant_id] += record.input_tokens + record.output_tokens
         subtenants[record.subtenant_id] = record.subtenant
-    for subtenant_id, used in tokens.items():
-        count_tokens(subtenants[subtenant_id], used)
+    return [(subtenants[pk], used) for pk, used in tokens.items()]
 
 
 class RecordWriter:
-    def __init__(self, count_tokens: Callable[[object, int], None]) -> None:
-        self._count_tokens = count_tokens
+    def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -93,12 +111,22 @@ class RecordWriter:
                     self._idle.notify_all()
 
     def _write(self, records: Batch) -> None:
+        deadline = time.monotonic() + settings.CALL_RECORDS_RETRY_SECONDS
         delay = _RETRY_FIRST_DELAY
+        retrying = False
         while True:
             try:
-                store(records, self._count_tokens)
+                store(records, skip_stored=retrying)
                 return
             except (OperationalError, InterfaceError) as exc:
+                if time.monotonic() + delay > deadline:
+                    logger.error(
+                        "Gave up storing %d LLM call records after %.0f s: %s",
+                        len(records),
+                        settings.CALL_RECORDS_RETRY_SECONDS,
+                        exc,
+                    )
+                    return
                 # The database went away: keep the records and retry on a new connection.
                 logger.warning(
                     "Database unavailable (%s): keeping %d LLM call records, retrying in %.1f s",
@@ -106,9 +134,6 @@ class RecordWriter:
                     len(records),
                     delay,
                 )
-                connection.close()
-                time.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX_DELAY)
             except Exception:
                 connection.close()
                 self._write_each(records)
@@ -116,26 +141,19 @@ class RecordWriter:
             finally:
                 # No connection is kept between batches: the pool lends a checked one.
                 connection.close()
+            retrying = True
+            time.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_DELAY)
 
     def _write_each(self, records: Batch) -> None:
         """Store records one by one, skipping (and logging) those the database refuses."""
         for record in records:
             try:
-                self._write_one(record)
+                store([record], skip_stored=True)
             except Exception:
-                connection.close()
                 logger.exception("could not store LLM call record %s", record.id)
-
-    def _write_one(self, record: LlmCall) -> None:
-        delay = _RETRY_FIRST_DELAY
-        while True:
-            try:
-                store([record], self._count_tokens)
-                return
-            except (OperationalError, InterfaceError):
+            finally:
                 connection.close()
-                time.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX_DELAY)
 
 
 _writer: RecordWriter | None = None
@@ -144,9 +162,7 @@ _writer: RecordWriter | None = None
 def writer() -> RecordWriter:
     global _writer
     if _writer is None:
-        from tenants.limits import record_tokens
-
-        _writer = RecordWriter(record_tokens)  # type: ignore[arg-type]
+        _writer = RecordWriter()
         atexit.register(_writer.wait_idle, 5.0)
     return _writer
 

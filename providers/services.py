@@ -96,7 +96,7 @@ class CallContext:
         if call_records.in_background():
             call_records.writer().submit(records)
         else:
-            await asyncio.shield(sync_to_async(call_records.store)(records, limits.record_tokens))
+            await asyncio.shield(sync_to_async(call_records.store)(records))
 
 
 async def ensure_llm_allowed(subtenant: Subtenant) -> None:

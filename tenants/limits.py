@@ -129,11 +129,20 @@ def check_tokens(subtenant: Subtenant) -> None:
 
 def record_tokens(subtenant: Subtenant, tokens: int) -> None:
     """Count tokens used by finished calls against the minute and the budget period."""
-    if tokens <= 0:
-        return
-    if _limit(subtenant.rate_limit_tpm, settings.RATE_LIMIT_TPM):
+    record_rate_tokens(subtenant, tokens)
+    record_budget_tokens(subtenant, tokens)
+
+
+def record_rate_tokens(subtenant: Subtenant, tokens: int) -> None:
+    """Count tokens against the per-minute limit (the shared counters)."""
+    if tokens > 0 and _limit(subtenant.rate_limit_tpm, settings.RATE_LIMIT_TPM):
         counters.hit(f"tpm:sub:{subtenant.pk}", limit=0, cost=tokens)
-    if subtenant.token_budget is not None:
+
+
+def record_budget_tokens(subtenant: Subtenant, tokens: int) -> None:
+    """Count tokens against the budget period (a database write: one transaction with
+    the call records that used them)."""
+    if tokens > 0 and subtenant.token_budget is not None:
         start, _ = budget_period(subtenant)
         updated = TokenUsage.objects.filter(subtenant=subtenant, period_start=start).update(
             tokens=F("tokens") + tokens

@@ -122,10 +122,11 @@ def test_a_killed_worker_leaves_its_stream_interrupted_and_its_key_free(app_proc
             headers=headers,
             timeout=10,
         ) as stream:
-            for line in stream.iter_lines():
-                deltas += line == "event: delta"
-                if deltas == 3:
-                    break
+            # Kept referenced: a generator dropped mid-loop closes the connection, and the
+            # worker would then end the stream itself (as a disconnect).
+            lines = stream.iter_lines()
+            while deltas < 3:
+                deltas += next(lines) == "event: delta"
             time.sleep(0.3)  # past a partial save
             app_process.processes[doomed].send_signal(signal.SIGKILL)
             app_process.processes[doomed].wait(5)
@@ -140,6 +141,7 @@ def test_a_killed_worker_leaves_its_stream_interrupted_and_its_key_free(app_proc
         user, assistant = stored
         assert user["role"] == "user" and user["content"] == "count for me"
         assert assistant["status"] == "interrupted"
+        assert assistant["error"] == leases.INTERRUPTED_BY_SWEEP  # not a disconnect
         # At least the three deltas read before the kill were saved, nothing invented.
         assert len(assistant["content"]) >= len("one two thr")
         assert "one two three four five six seven eight".startswith(assistant["content"])
