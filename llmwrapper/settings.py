@@ -335,6 +335,8 @@ CHAT_LEASE_SWEEP = env.bool("CHAT_LEASE_SWEEP", default=True)
 # LLM call records are stored by a background thread, off the request path (false:
 # before the response is sent).
 CALL_RECORDS_IN_BACKGROUND = env.bool("CALL_RECORDS_IN_BACKGROUND", default=True)
+# While the database is away the writer keeps its records and retries this long.
+CALL_RECORDS_RETRY_SECONDS = env.float("CALL_RECORDS_RETRY_SECONDS", default=600.0)
 
 # The tool loop.
 TOOL_MAX_ROUNDS = env.int("TOOL_MAX_ROUNDS", default=5)
