@@ -39,15 +39,31 @@ def is_pool_timeout(exc: BaseException) -> bool:
 
 
 def is_pool_exhausted(exc: BaseException) -> bool:
-    """A pool timeout while the pool is at its size: busy, not a database that is away
-    (when the database is down the pool cannot even open its connections)."""
-    if not is_pool_timeout(exc):
-        return False
-    pool = getattr(connection, "pool", None)
-    if pool is None:
-        return False
-    stats = pool.get_stats()
-    return stats.get("pool_size", 0) >= stats.get("pool_max", 1)
+    """A pool timeout while the database answers: busy, not a database that is away.
+    Told apart by one direct connection attempt (on this failure path only, its verdict
+    kept for a second)."""
+    return is_pool_timeout(exc) and _database_answers()
+
+
+_probe: tuple[float, bool] = (0.0, False)
+
+
+def _database_answers() -> bool:
+    global _probe
+    checked_at, answers = _probe
+    if time.monotonic() - checked_at < 1.0:
+        return answers
+    try:
+        import psycopg
+
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        psycopg.connect(**{**params, "connect_timeout": 1}).close()
+        answers = True
+    except Exception:
+        answers = False
+    _probe = (time.monotonic(), answers)
+    return answers
 
 
 def release() -> None:

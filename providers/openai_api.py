@@ -27,7 +27,8 @@ from rest_framework.response import Response
 
 from llmwrapper.api import principal
 from llmwrapper.async_views import AsyncAPIView
-from llmwrapper.errors import ApplicationError
+from llmwrapper.db import DB_ERRORS
+from llmwrapper.errors import ApplicationError, database_unavailable
 from llmwrapper.renderers import STREAM_RENDERERS
 from providers import gateway, services, wire
 from providers.api import GenerationFieldsMixin, MessageInputSerializer
@@ -147,6 +148,10 @@ def openai_error(exc: Exception) -> OpenAIError:
         return OpenAIError(exc.status, exc.message, kind, exc.type, headers=exc.headers)
     if isinstance(exc, ApplicationError):
         return OpenAIError(exc.status, exc.message, "invalid_request_error", exc.type)
+    if isinstance(exc, DB_ERRORS):
+        body, status, headers = database_unavailable(exc)
+        return OpenAIError(status, body["error"]["message"], "api_error", headers=headers)
+    logger.exception("Unhandled error in the OpenAI-compatible API")
     return OpenAIError(500, "Internal server error.", "api_error")
 
 

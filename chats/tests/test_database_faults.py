@@ -36,6 +36,7 @@ def service(app_process):
         env = {
             "DATABASE_URL": pg.create_database("llmwrapper"),
             "DATABASE_POOL_MAX_SIZE": "3",
+            "DATABASE_POOL_TIMEOUT": "1.5",
             "OPENAI_API_KEY": "sk-test",
             "OPENAI_BASE_URL": fake.base_url,
             "DEFAULT_LLM_PROVIDER": "openai",
@@ -83,12 +84,17 @@ def _stream(
 
 def _restart(pg: postgres.ThrowawayPostgres, client: httpx.Client, chat_id: str) -> None:
     pg.stop(mode="fast")
-    # While it is down, a new send is refused at once and honestly.
+    # While it is down, a new send is refused within the pool's wait, and honestly.
+    started = time.monotonic()
     refused = client.post(f"/api/v1/chats/{chat_id}/messages", json={"content": "hello?"})
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["type"] == "service_unavailable"
-    assert refused.headers["Retry-After"]
-    time.sleep(2)
+    assert refused.json()["error"]["details"] == {"reason": "database_unavailable"}
+    assert refused.headers["Retry-After"] == "5"
+    assert time.monotonic() - started < 10
+    # Down longer than the streams last and than the pool's wait: their final writes
+    # must be retried until it is back.
+    time.sleep(max(0.0, 5 - (time.monotonic() - started)))
     pg.start()
 
 
