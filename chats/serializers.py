@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chats import selectors
@@ -98,7 +98,7 @@ class ChatDetailSerializer(ChatSerializer):
     class Meta(ChatSerializer.Meta):
         fields = [*ChatSerializer.Meta.fields, "messages"]
 
-    @extend_schema(exclude=True)
+    @extend_schema_field(MessageSerializer(many=True))
     def get_messages(self, chat: Chat) -> list[dict]:
         # The newest messages, in chronological order; older ones via /messages.
         newest = list(
