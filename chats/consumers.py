@@ -117,9 +117,12 @@ class _Send:
             self.ending = True
 
 
-def interrupted_completion(chat: Chat, send: _Send) -> dict[str, Any]:
-    """The `message.completed` event of a cancelled send, from what was stored."""
-    messages = list(selectors.message_list(chat=chat).filter(id__in=send.message_ids))
+def interrupted_completion(
+    chat: Chat, *, message_ids: list[str], input_messages: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The `message.completed` event of a cancelled send, read back from the messages it
+    stored, so the frame says exactly what the chat now holds."""
+    messages = list(selectors.message_list(chat=chat).filter(id__in=message_ids))
     answers = [m for m in messages if m.role == Message.Role.ASSISTANT]
     final = answers[-1]
     input_tokens = sum(m.input_tokens or 0 for m in answers)
@@ -129,7 +132,7 @@ def interrupted_completion(chat: Chat, send: _Send) -> dict[str, Any]:
         "status": Message.Status.INTERRUPTED.value,
         "message": conversation.serialize(final),
         "messages": [conversation.serialize(m) for m in messages],
-        "input_messages": send.input_messages,
+        "input_messages": input_messages,
         "usage": {
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
@@ -367,7 +370,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.error("chat socket send failed", exc_info=failure)
         elif send.cancel_requested and send.message_ids:
             try:
-                data = await database_sync_to_async(interrupted_completion)(self.chat, send)
+                data = await database_sync_to_async(interrupted_completion)(
+                    self.chat, message_ids=send.message_ids, input_messages=send.input_messages
+                )
                 name = "message.completed"
             except Exception:
                 logger.exception("chat socket could not read a cancelled send back")
