@@ -374,6 +374,9 @@ SANDBOX_MEMORY_MB = env.int("SANDBOX_MEMORY_MB", default=256)
 SANDBOX_MAX_PROCS = env.int("SANDBOX_MAX_PROCS", default=16)
 SANDBOX_FALLBACK_MAX_PROCS = env.int("SANDBOX_FALLBACK_MAX_PROCS", default=4)
 SANDBOX_LIMIT_MODE = env.str("SANDBOX_LIMIT_MODE", default="auto")
+# Under cgroup v2 outside a container's own cgroup namespace, per-call cgroups are used
+# only when the service's cgroup is delegated to it (systemd Delegate=yes): say so here.
+SANDBOX_CGROUP_DELEGATED = env.bool("SANDBOX_CGROUP_DELEGATED", default=False)
 SANDBOX_MAX_CONCURRENT = env.int("SANDBOX_MAX_CONCURRENT", default=4)
 # Private hosts, IPs or CIDRs that webhooks and MCP servers may reach (e.g. 10.0.0.0/8).
 OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])

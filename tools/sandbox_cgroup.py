@@ -272,9 +272,23 @@ def _detect_v2(mounts: dict[str, _Mount], own: dict[str, str]) -> CgroupTree:
         raise CgroupError(f"cgroup v2 at {base} does not offer {' and '.join(missing)}")
     if not _writable(base, "cgroup.subtree_control", "cgroup.procs"):
         raise CgroupError(f"cgroup v2 at {base} is not writable by the service")
+    if own[""] != "/" and not _delegated():
+        # Writable is not delegated (a root process can write any cgroup): enabling
+        # controllers moves every process of the cgroup into a leaf, which is only ours
+        # to do in a container's own namespace or a unit delegated to the service.
+        raise CgroupError(
+            f"cgroup v2 at {base} is not the root of a cgroup namespace; set "
+            "SANDBOX_CGROUP_DELEGATED=true if it is delegated to the service (Delegate=yes)"
+        )
     tree = _V2Tree(base, base)
     tree.enable()
     return tree
+
+
+def _delegated() -> bool:
+    from django.conf import settings
+
+    return bool(getattr(settings, "SANDBOX_CGROUP_DELEGATED", False))
 
 
 def _detect_v1(mounts: dict[str, _Mount], own: dict[str, str]) -> CgroupTree:
