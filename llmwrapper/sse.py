@@ -19,20 +19,33 @@ def encode(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
-async def _encoded(items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+async def _counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     # Counted from the first pull to the end (or the client leaving): a stream now open.
     with ACTIVE_STREAMS.labels("sse").track_inprogress():
-        async for event, data in items:
-            yield encode(event, data)
+        async for chunk in chunks:
+            yield chunk
 
 
-def sse_response(
-    items: AsyncIterator[StreamItem], *, headers: dict | None = None
+async def _encoded(items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+    async for event, data in items:
+        yield encode(event, data)
+
+
+def stream_response(
+    chunks: AsyncIterator[bytes], *, headers: dict | None = None
 ) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(_encoded(items), content_type="text/event-stream")
+    """An event stream of already-encoded chunks, counted among the open streams."""
+    response = StreamingHttpResponse(_counted(chunks), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # Proxies such as nginx would otherwise buffer the whole stream.
     response["X-Accel-Buffering"] = "no"
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+def sse_response(
+    items: AsyncIterator[StreamItem], *, headers: dict | None = None
+) -> StreamingHttpResponse:
+    """The API's named events as Server-Sent Events."""
+    return stream_response(_encoded(items), headers=headers)

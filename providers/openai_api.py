@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers
@@ -30,6 +29,7 @@ from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.db import DB_ERRORS
 from llmwrapper.errors import ApplicationError, database_unavailable
 from llmwrapper.renderers import STREAM_RENDERERS
+from llmwrapper.sse import stream_response
 from providers import gateway, services, wire
 from providers.api import GenerationFieldsMixin, MessageInputSerializer
 from providers.errors import ProviderError
@@ -235,12 +235,7 @@ class ChatCompletionsView(_OpenAIView):
         )
         if fields.get("stream"):
             include_usage = bool((fields.get("stream_options") or {}).get("include_usage"))
-            response = StreamingHttpResponse(
-                completion.chunks(include_usage), content_type="text/event-stream"
-            )
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
-            return response
+            return stream_response(completion.chunks(include_usage))
         return Response(await completion.body())
 
 

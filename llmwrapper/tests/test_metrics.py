@@ -157,6 +157,29 @@ async def test_open_sse_streams_are_gauged(chat_setup):
     assert value(await scrape(), gauge, transport="sse") == idle
 
 
+async def test_open_openai_compatible_streams_are_gauged(chat_setup):
+    _, _, _, client, fakes = chat_setup
+    gauge = "llmwrapper_active_streams"
+    idle = value(await scrape(), gauge, transport="sse")
+    fakes.openai.enqueue(text="a b c d", chunks=4)
+    response = await client.post(
+        "/v1/chat/completions",
+        {
+            "model": "openai/gpt-4o-mini",
+            "stream": True,
+            "messages": [{"role": "user", "content": "go"}],
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    stream = aiter(response.streaming_content)
+    await anext(stream)  # the first chunk: the stream is open
+    assert value(await scrape(), gauge, transport="sse") == idle + 1
+    async for _ in stream:
+        pass
+    assert value(await scrape(), gauge, transport="sse") == idle
+
+
 async def test_streamed_requests_are_counted_when_the_stream_ends(chat_setup):
     _, chat, _, client, fakes = chat_setup
     route = {"method": "POST", "route": "/api/v1/chats/{chat_pk}/messages/stream"}
