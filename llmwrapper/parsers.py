@@ -41,8 +41,8 @@ def parse_json(data: str | bytes | bytearray) -> Any:
 
 
 def _refuse_non_finite(value: Any) -> None:
-    # Python's json reads NaN, Infinity and overflowing numbers as floats that neither
-    # PostgreSQL's jsonb nor a strict JSON encoder accepts.
+    # Python's json reads NaN, Infinity and overflowing numbers (1e999) as floats that
+    # neither PostgreSQL's jsonb nor a strict JSON encoder accepts.
     stack = [value]
     while stack:
         item = stack.pop()
