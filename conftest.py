@@ -210,6 +210,17 @@ def app_process(transactional_db):
         process.wait(10)
 
 
+@pytest.fixture
+def throwaway_redis():
+    """A redis-server of the test's own on another port, to stop, kill and restart."""
+    from llmwrapper.testing import redis
+
+    if not redis.available():
+        pytest.skip("needs the redis-server binary")
+    with redis.ThrowawayRedis() as server:
+        yield server
+
+
 @pytest.fixture(autouse=True)
 def _call_records_stored():
     """Each test's call records are stored before the next test cleans the database."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
+
+from llmwrapper.testing.ports import free_port
 
 
 def _bin_dir() -> Path | None:
@@ -29,19 +30,13 @@ def available() -> bool:
     return _bin_dir() is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class ThrowawayPostgres:
     def __init__(self) -> None:
         bin_dir = _bin_dir()
         if bin_dir is None:
             raise RuntimeError("PostgreSQL's server binaries are not installed")
         self.bin = bin_dir
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="llmwrapper-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"

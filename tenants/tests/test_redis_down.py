@@ -4,9 +4,6 @@ and once Redis is back the shared limits hold again."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 
 import httpx
@@ -17,46 +14,7 @@ from chats.models import Chat
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server"),
 ]
-
-
-class ThrowawayRedis:
-    """A redis-server on its own port, without persistence: a restart starts empty."""
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-
-
-@pytest.fixture
-def redis_server():
-    server = ThrowawayRedis()
-    server.start()
-    yield server
-    server.kill()
 
 
 def unavailable_count(base: str) -> float:
@@ -69,11 +27,11 @@ def unavailable_count(base: str) -> float:
 
 
 def test_limits_fail_open_while_redis_is_down_and_hold_again_after(
-    make_tenant, app_process, redis_server, llm_fakes
+    make_tenant, app_process, throwaway_redis, llm_fakes
 ):
     subtenant, raw, _ = make_tenant("limited", rate_limit_rpm=3)
     base = app_process(
-        REDIS_URL=redis_server.url,
+        REDIS_URL=throwaway_redis.url,
         OPENAI_BASE_URL=llm_fakes.openai.base_url,
         OPENAI_API_KEY="sk-test-openai",
         METRICS_TOKEN="",
@@ -89,7 +47,7 @@ def test_limits_fail_open_while_redis_is_down_and_hold_again_after(
     assert [get() for _ in range(4)] == [200, 200, 200, 429]
     assert httpx.get(f"{base}/health", timeout=10).json()["checks"]["redis"]["status"] == "ok"
 
-    redis_server.kill()
+    throwaway_redis.kill()
     # Redis down: the process counts alone, so the limit still holds per process.
     assert [get() for _ in range(4)] == [200, 200, 200, 429]
     assert unavailable_count(base) >= 4
@@ -120,7 +78,7 @@ def test_limits_fail_open_while_redis_is_down_and_hold_again_after(
     )
     assert sent.status_code == 200, sent.text
 
-    redis_server.start()  # the same port, empty
+    throwaway_redis.start()  # the same port, empty
     deadline = time.monotonic() + 15
     while httpx.get(f"{base}/health", timeout=10).json()["status"] != "ok":
         assert time.monotonic() < deadline, "health did not see Redis come back"
