@@ -12,7 +12,6 @@ query string is refused before any view runs.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.http import HttpRequest
@@ -36,26 +35,7 @@ def parse_json(data: str | bytes | bytearray) -> Any:
         value = safejson.loads(data)
     except safejson.UnsafeJsonError as exc:
         raise UnsafeBodyError(exc.message, reason=exc.reason) from exc
-    _refuse_non_finite(value)
     return value
-
-
-def _refuse_non_finite(value: Any) -> None:
-    # Python's json reads NaN, Infinity and overflowing numbers (1e999) as floats that
-    # neither PostgreSQL's jsonb nor a strict JSON encoder accepts.
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                raise UnsafeBodyError(
-                    "Numbers must be finite (no NaN, Infinity or out-of-range values).",
-                    reason="invalid_number",
-                )
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 class SafeJSONParser(JSONParser):

@@ -3,14 +3,17 @@
 Python's `json` accepts what the rest of the service cannot hold: nesting deep enough
 to exhaust the interpreter's stack (`RecursionError` at about 1,000 levels), NUL
 characters (PostgreSQL refuses them in text; SQLite stores them) and unpaired UTF-16
-surrogates (`"\\ud800"`: stored by SQLite, then every read of the row fails). `loads`
-rejects all three with `UnsafeJsonError`, so a request carrying them is refused before
-anything is stored or any model is called, identically on every database.
+surrogates (`"\\ud800"`: stored by SQLite, then every read of the row fails), and
+numbers JSON cannot represent (`NaN`, `Infinity`, `1e999`: neither PostgreSQL's jsonb
+nor a strict encoder takes them). `loads` rejects them all with `UnsafeJsonError`, so
+a request carrying them is refused before anything is stored or any model is called,
+identically on every database.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 MAX_DEPTH = 64
@@ -38,8 +41,9 @@ def text_problem(value: str) -> str | None:
 
 
 def check_value(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
-    """Refuse a decoded JSON value nested deeper than `max_depth`, or holding a string
-    (or an object key) that `text_problem` refuses. Iterative: no recursion to exhaust."""
+    """Refuse a decoded JSON value nested deeper than `max_depth`, holding a string (or
+    an object key) that `text_problem` refuses, or a number that is not finite.
+    Iterative: no recursion to exhaust."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -47,6 +51,12 @@ def check_value(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
             problem = text_problem(item)
             if problem:
                 raise UnsafeJsonError(problem, reason="invalid_text")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise UnsafeJsonError(
+                    "Numbers must be finite (no NaN, Infinity or out-of-range values).",
+                    reason="invalid_number",
+                )
         elif isinstance(item, dict | list):
             if depth > max_depth:
                 raise UnsafeJsonError(

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 from django.conf import settings
@@ -235,6 +236,9 @@ class ChatCompletionsView(_OpenAIView):
         )
         if fields.get("stream"):
             include_usage = bool((fields.get("stream_options") or {}).get("include_usage"))
+            # The model's first event is awaited here, so a failure before any output
+            # answers as a plain error (429 with Retry-After: the SDK's RateLimitError).
+            await completion.open_stream()
             return stream_response(completion.chunks(include_usage))
         return Response(await completion.body())
 
@@ -250,6 +254,9 @@ class _Completion:
         self.chat_id = chat_id
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
+        self._started = time.perf_counter()
+        self._stream: Any = None  # the model's events, once `open_stream` started them
+        self._first: list[Any] = []
 
     def _events(self, *, streaming: bool):  # type: ignore[no-untyped-def]
         return run_turn(
@@ -303,15 +310,51 @@ class _Completion:
             "system_fingerprint": None,
         }
 
+    async def open_stream(self) -> None:
+        """Start the model call and wait for its first event (see `chunks`).
+
+        A failure before any event is raised from here, as a plain HTTP error; what
+        it cost is recorded as for any failed call.
+        """
+        self._started = time.perf_counter()
+        self._stream = self._events(streaming=True)
+        try:
+            self._first = [await anext(self._stream)]
+        except StopAsyncIteration:
+            self._first = []
+        except BaseException as exc:
+            await self._stream.aclose()
+            failure = exc if isinstance(exc, ProviderError) else None
+            error = failure.message if failure else None
+            if isinstance(exc, Exception) and not failure:
+                error = "Internal error"
+            await self._record_safely("", None, error)
+            self.context.add_failure(
+                self.target,
+                status="error" if isinstance(exc, Exception) else "interrupted",
+                error=failure,
+                latency_ms=_ms(self._started),
+            )
+            await self.context.flush()
+            raise
+
+    async def _opened_events(self) -> AsyncIterator[Any]:
+        for event in self._first:
+            yield event
+        async with aclosing(self._stream):
+            async for event in self._stream:
+                yield event
+
     async def chunks(self, include_usage: bool) -> AsyncIterator[bytes]:
+        """The stream's chunks, after `open_stream`."""
         parts: list[str] = []
-        status, failure, started = "interrupted", None, time.perf_counter()
+        status, failure, started = "interrupted", None, self._started
         turn: TurnCompleted | None = None
         recorded, error = False, None  # error None: the client left
         try:
             yield self._chunk({"role": "assistant", "content": ""})
             tool_index = 0
-            async for event in self._events(streaming=True):
+            async for event in self._opened_events():
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                     yield self._chunk({"content": event.text})

@@ -61,6 +61,25 @@ def test_the_openai_sdk_raises_its_rate_limit_error(tenant, llm_fakes, live_serv
     assert len(llm_fakes.openai.chat_requests()) == ATTEMPTS
 
 
+def test_the_openai_sdk_streaming_raises_its_rate_limit_error(tenant, llm_fakes, live_server_url):
+    _, raw = tenant
+    throttle(llm_fakes.openai)
+    client = openai.OpenAI(base_url=f"{live_server_url}/v1", api_key=raw, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as raised:
+        stream = client.chat.completions.create(
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        list(stream)
+    assert raised.value.response.headers["retry-after"] == "7"
+    # A stream that starts fine still streams.
+    llm_fakes.openai.enqueue(text="fine now", chunks=2)
+    stream = client.chat.completions.create(
+        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "fine now"
+
+
 def test_the_gateways_own_limit_reaches_the_sdk_with_retry_after(
     make_tenant, llm_fakes, live_server_url
 ):
