@@ -302,3 +302,15 @@ async def test_refused_sockets_are_not_left_in_the_gauge(env):
         async with open_socket(url, key) as ws:
             await close_code(ws)
     assert await gauge_settles_at(base, idle) == idle
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "1e999"])
+async def test_numbers_json_cannot_represent_are_refused(env, number):
+    base, chat, raw, fakes = env
+    async with open_socket(ws_url(base, chat.id), raw) as ws:
+        await ws.send('{"type": "message.send", "content": "hi", "temperature": ' + number + "}")
+        frame = await recv(ws)
+        assert frame["type"] == "error" and frame["error"]["type"] == "malformed_request"
+        assert frame["error"]["details"] == {"reason": "invalid_number"}
+    assert await Message.objects.filter(chat=chat).acount() == 0
+    assert fakes.openai.chat_requests() == []
