@@ -22,7 +22,7 @@ SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-only-" + "x" * 40)
 DEBUG = env.bool("DEBUG", default=False)
 # Checked on every request and WebSocket handshake (llmwrapper.middleware), not only by
 # the admin: other Hosts get 400 `invalid_host` (WebSocket: refused). /health answers any.
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
