@@ -67,8 +67,10 @@ def _database_answers() -> bool:
 
 
 def release() -> None:
-    """Hand this thread's connection back (outside a transaction; a no-op without one)."""
-    if not connection.in_atomic_block:
+    """Hand this thread's pooled connection back (outside a transaction; a no-op
+    without one). Without a pool (SQLite) the connection is kept to the request's end:
+    holding it limits nothing, and reopening costs more than the write."""
+    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
         connection.close()
 
 
