@@ -16,6 +16,9 @@ from tenants.services import hash_key
 # database query. Revoking a key or changing a subtenant clears this process's entries at
 # once; other processes see the change within the cache time.
 _key_cache: dict[str, tuple[float, ApiKey]] = {}
+# Raised by every clear: a key read before a clear is not cached after it (a request
+# that read a key just before its subtenant was deactivated must not re-cache it).
+_generation = 0
 
 
 def api_key_get_active(*, raw_key: str) -> ApiKey | None:
@@ -25,12 +28,13 @@ def api_key_get_active(*, raw_key: str) -> ApiKey | None:
     now = time.monotonic()
     if cached is not None and cached[0] > now:
         return cached[1]
+    generation = _generation
     key = (
         ApiKey.objects.select_related("subtenant")
         .filter(key_hash=digest, revoked_at__isnull=True)
         .first()
     )
-    if key is not None and ttl > 0:
+    if key is not None and ttl > 0 and generation == _generation:
         if len(_key_cache) > 10_000:
             _key_cache.clear()
         _key_cache[digest] = (now + ttl, key)
@@ -38,6 +42,8 @@ def api_key_get_active(*, raw_key: str) -> ApiKey | None:
 
 
 def api_key_cache_clear() -> None:
+    global _generation
+    _generation += 1
     _key_cache.clear()
 
 
