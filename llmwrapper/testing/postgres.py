@@ -7,6 +7,7 @@ as the `postgres` user (PostgreSQL refuses to run as root).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -54,7 +55,8 @@ class ThrowawayPostgres:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self.stop(mode="immediate")
+            with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+                self.stop(mode="immediate")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
