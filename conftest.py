@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
@@ -228,3 +230,21 @@ def _call_records_stored():
     from providers.records import wait_idle
 
     wait_idle()
+
+
+def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
+    """Remove what SQLite leaves beside this run's test database (WAL and shared-memory
+    files that threads still had open when Django dropped it)."""
+    import glob
+    import os
+
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        return
+    name = (database.get("TEST") or {}).get("NAME")
+    if name:
+        for leftover in glob.glob(f"{glob.escape(name)}*"):
+            with contextlib.suppress(OSError):
+                os.remove(leftover)
