@@ -23,6 +23,7 @@ and pids hierarchies (v1 has no rule against processes beside child cgroups).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import errno
 import os
@@ -123,7 +124,7 @@ class CallCgroup:
         return True
 
 
-class CgroupTree:
+class CgroupTree(abc.ABC):
     """Where the calls' cgroups of this service are created."""
 
     version: int
@@ -162,8 +163,9 @@ class CgroupTree:
                 if now - directory.stat().st_mtime > _STALE_AFTER_S:
                     os.rmdir(directory)  # refused (EBUSY) while processes are in it
 
+    @abc.abstractmethod
     def _limit(self, call: CallCgroup, memory_bytes: int, max_pids: int) -> None:
-        raise NotImplementedError
+        """Write the call's memory and process limits (per cgroup version)."""
 
 
 class _V2Tree(CgroupTree):
