@@ -48,7 +48,21 @@ class AsyncCapableMiddleware(abc.ABC):
         """The same request in a sync stack."""
 
 
-class BodySizeLimitMiddleware(AsyncCapableMiddleware):
+class GateMiddleware(AsyncCapableMiddleware):
+    """Middleware that either answers a request itself (a refusal) or passes it on."""
+
+    @abc.abstractmethod
+    def refusal(self, request: HttpRequest) -> HttpResponse | None:
+        """The answer refusing `request`, or None to pass it on."""
+
+    def handle_sync(self, request: HttpRequest) -> HttpResponse:
+        return self.refusal(request) or self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        return self.refusal(request) or await self.get_response(request)
+
+
+class BodySizeLimitMiddleware(GateMiddleware):
     """Answer 413 in the error shape when Content-Length exceeds the limit.
 
     Bodies without a Content-Length (chunked) are bounded by Django's
@@ -61,7 +75,7 @@ class BodySizeLimitMiddleware(AsyncCapableMiddleware):
         super().__init__(get_response)
         self.limit = settings.MAX_REQUEST_BODY_BYTES
 
-    def _too_large(self, request: HttpRequest) -> JsonResponse | None:
+    def refusal(self, request: HttpRequest) -> JsonResponse | None:
         length = request.META.get("CONTENT_LENGTH")
         if not length:
             return None
@@ -73,12 +87,6 @@ class BodySizeLimitMiddleware(AsyncCapableMiddleware):
             return JsonResponse(request_too_large_body(), status=413)
         return None
 
-    def handle_sync(self, request: HttpRequest) -> HttpResponse:
-        return self._too_large(request) or self.get_response(request)
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        return self._too_large(request) or await self.get_response(request)
-
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith(API_PATHS):
             return None
@@ -86,23 +94,17 @@ class BodySizeLimitMiddleware(AsyncCapableMiddleware):
         return error_response("internal_error", "Internal server error.", 500)
 
 
-class UrlTextMiddleware(AsyncCapableMiddleware):
+class UrlTextMiddleware(GateMiddleware):
     """Answer 400 in the error shape for a NUL character in the path or query string,
     before any view passes it to the database (see `llmwrapper.parsers.url_problem`)."""
 
-    def _refused(self, request: HttpRequest) -> JsonResponse | None:
+    def refusal(self, request: HttpRequest) -> JsonResponse | None:
         from llmwrapper.parsers import url_problem
 
         problem = url_problem(request)
         if problem is None:
             return None
         return error_response("validation_error", "Invalid request: see details.", 400, problem)
-
-    def handle_sync(self, request: HttpRequest) -> HttpResponse:
-        return self._refused(request) or self.get_response(request)
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        return self._refused(request) or await self.get_response(request)
 
 
 class SecurityHeadersMiddleware(AsyncCapableMiddleware):
@@ -219,19 +221,13 @@ def invalid_host_response() -> JsonResponse:
     return error_response("invalid_host", "Invalid Host header.", 400)
 
 
-class AllowedHostsMiddleware(AsyncCapableMiddleware):
+class AllowedHostsMiddleware(GateMiddleware):
     """Answer 400 (`invalid_host`) to a request whose Host is not in ALLOWED_HOSTS."""
 
-    def _refused(self, request: HttpRequest) -> JsonResponse | None:
+    def refusal(self, request: HttpRequest) -> JsonResponse | None:
         if host_allowed(_host_header(request.META)) or request.path in HOST_CHECK_EXEMPT_PATHS:
             return None
         return invalid_host_response()
-
-    def handle_sync(self, request: HttpRequest) -> HttpResponse:
-        return self._refused(request) or self.get_response(request)
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        return self._refused(request) or await self.get_response(request)
 
 
 AsgiApp = Callable[
