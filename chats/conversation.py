@@ -153,6 +153,16 @@ def _incoming_messages(chat: Chat, send: SendInput) -> list[dict[str, Any]]:
     return rows
 
 
+def _streaming_assistant(target: gateway.Target) -> dict[str, Any]:
+    """The row of an assistant message about to be streamed from `target`."""
+    return {
+        "role": Message.Role.ASSISTANT,
+        "status": Message.Status.STREAMING,
+        "provider": target.provider,
+        "model": target.model,
+    }
+
+
 def _prepare(chat: Chat, key: ApiKey, send: SendInput) -> Turn:
     limits.check_tokens(chat.subtenant)
     # Resolve and check the provider before anything is written, so a bad provider or
@@ -174,12 +184,7 @@ def _prepare(chat: Chat, key: ApiKey, send: SendInput) -> Turn:
     system = history.system_context(
         chat=chat, include_memories=send.include_memories, memory_keys=send.memory_keys
     )
-    placeholder = {
-        "role": Message.Role.ASSISTANT,
-        "status": Message.Status.STREAMING,
-        "provider": target.provider,
-        "model": target.model,
-    }
+    placeholder = _streaming_assistant(target)
     # History is read before anything is written: the append is the turn's last step
     # before the model, so a failure here leaves nothing half-stored.
     recent = history.load_recent(chat=chat)
@@ -238,14 +243,7 @@ class _Progress:
             [message] = await db.run(
                 services.messages_append,
                 chat=self.turn.chat,
-                messages=[
-                    {
-                        "role": Message.Role.ASSISTANT,
-                        "status": Message.Status.STREAMING,
-                        "provider": target.provider,
-                        "model": target.model,
-                    }
-                ],
+                messages=[_streaming_assistant(target)],
             )
         leases.hold(messages=(message.id,))
         self.current, self.parts = message, []

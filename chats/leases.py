@@ -43,12 +43,13 @@ def new_deadline() -> datetime:
     return timezone.now() + timedelta(seconds=lease_seconds())
 
 
-def lapsed(expires_at: datetime | None, written_at: datetime) -> bool:
-    """Whether a lease is over; a row without one lapses a lease after its last write."""
-    now = timezone.now()
-    if expires_at is not None:
-        return expires_at < now
-    return written_at < now - timedelta(seconds=lease_seconds())
+def lapsed_q(*, written: str, now: datetime | None = None) -> Q:
+    """Rows whose lease is over; a row without one (written before leases existed)
+    lapses a lease after its last write, the `written` field."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=lease_seconds())
+    unleased = Q(lease_expires_at__isnull=True, **{f"{written}__lt": stale})
+    return Q(lease_expires_at__lt=now) | unleased
 
 
 def hold(*, messages: tuple[UUID, ...] = (), records: tuple[int, ...] = ()) -> None:
@@ -83,14 +84,9 @@ def sweep() -> dict[str, int]:
         renewed += IdempotencyRecord.objects.filter(
             id__in=records, status=IdempotencyRecord.Status.IN_PROGRESS
         ).update(lease_expires_at=deadline)
-    # Rows written before leases existed have none: they lapse a lease after their
-    # last write.
-    stale = now - timedelta(seconds=lease_seconds())
     lapsed_messages = (
         Message.objects.filter(status=Message.Status.STREAMING)
-        .filter(
-            Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, updated_at__lt=stale)
-        )
+        .filter(lapsed_q(written="updated_at", now=now))
         .exclude(id__in=messages)
         .update(
             status=Message.Status.INTERRUPTED,
@@ -101,9 +97,7 @@ def sweep() -> dict[str, int]:
     )
     lapsed_records, _ = (
         IdempotencyRecord.objects.filter(status=IdempotencyRecord.Status.IN_PROGRESS)
-        .filter(
-            Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, created_at__lt=stale)
-        )
+        .filter(lapsed_q(written="created_at", now=now))
         .exclude(id__in=records)
         .delete()
     )

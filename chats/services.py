@@ -109,8 +109,11 @@ def idempotency_claim(*, chat: Chat, key: str, fingerprint: str) -> IdempotencyR
             record = IdempotencyRecord.objects.filter(chat=chat, key=key).first()
         if record is not None:
             break
-    else:  # freed and taken again between our attempts: treat as in progress
-        record = IdempotencyRecord.objects.get(chat=chat, key=key)
+    else:  # freed and taken again between our attempts: in use by another send
+        raise ResourceConflictError(
+            "A request with this Idempotency-Key is still in progress.",
+            details={"idempotency_key": key},
+        )
     if record.fingerprint != fingerprint:
         raise ResourceConflictError(
             "This Idempotency-Key was already used with a different request.",
@@ -125,13 +128,16 @@ def idempotency_claim(*, chat: Chat, key: str, fingerprint: str) -> IdempotencyR
 
 
 def _take_over(record: IdempotencyRecord) -> bool:
-    """Claim an in-progress record whose lease lapsed; False when it is still held."""
-    if not leases.lapsed(record.lease_expires_at, record.created_at):
-        return False
+    """Claim an in-progress record whose lease lapsed; False when it is still held.
+    One UPDATE: a holder that renews its lease meanwhile keeps the record."""
     deadline, claim = leases.new_deadline(), uuid.uuid4()
-    taken = IdempotencyRecord.objects.filter(
-        pk=record.pk, status=IdempotencyRecord.Status.IN_PROGRESS, claim=record.claim
-    ).update(lease_expires_at=deadline, claim=claim)
+    taken = (
+        IdempotencyRecord.objects.filter(
+            pk=record.pk, status=IdempotencyRecord.Status.IN_PROGRESS, claim=record.claim
+        )
+        .filter(leases.lapsed_q(written="created_at"))
+        .update(lease_expires_at=deadline, claim=claim)
+    )
     record.lease_expires_at, record.claim = deadline, claim
     return taken == 1
 

@@ -81,25 +81,6 @@ def _once(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
         release()
 
 
-def _retryable(exc: BaseException, deadline: float, delay: float) -> bool:
-    return not connection.in_atomic_block and time.monotonic() + delay <= deadline
-
-
-def unit(fn: Callable[..., T], /, *args: Any, retry_for: float = 0.0, **kwargs: Any) -> T:
-    """Run `fn` here (a worker thread of our own), then release the connection; see above."""
-    deadline = time.monotonic() + retry_for
-    delay = _FIRST_DELAY
-    while True:
-        try:
-            return _once(fn, args, kwargs)
-        except DB_ERRORS as exc:
-            if not retry_for or not _retryable(exc, deadline, delay):
-                raise
-            logger.warning("Database unavailable (%s); retrying on a fresh connection", exc)
-        time.sleep(delay)
-        delay = min(delay * 2, _MAX_DELAY)
-
-
 async def run(fn: Callable[..., T], /, *args: Any, retry_for: float = 0.0, **kwargs: Any) -> T:
     """One unit on the request's worker thread, from async code; see the module docstring."""
     deadline = time.monotonic() + retry_for

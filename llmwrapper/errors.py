@@ -11,10 +11,11 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
+
+from llmwrapper.db import DB_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body, status = error_body("permission_denied", "Permission denied."), 403
     elif isinstance(exc, RequestDataTooBig):
         body, status = request_too_large_body(), 413
-    elif isinstance(exc, OperationalError | InterfaceError):
+    elif isinstance(exc, DB_ERRORS):
         body, status, headers = database_unavailable(exc)
     else:
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)

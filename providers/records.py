@@ -20,8 +20,9 @@ import time
 from collections import defaultdict
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import connection, transaction
 
+from llmwrapper.db import DB_ERRORS
 from providers.models import LlmCall
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class RecordWriter:
             try:
                 store(records, skip_stored=retrying)
                 return
-            except (OperationalError, InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 if time.monotonic() + delay > deadline:
                     logger.error(
                         "Gave up storing %d LLM call records after %.0f s: %s",

@@ -97,6 +97,8 @@ class Deadline:
 
     async def run(self, awaitable: Awaitable[T], provider: Provider) -> T:
         """Await within the deadline, or raise `ProviderTimeoutError` for `provider`."""
+        if self.when is None:
+            return await awaitable
         try:
             async with asyncio.timeout_at(self.when) as scope:
                 return await awaitable

@@ -127,12 +127,6 @@ def check_tokens(subtenant: Subtenant) -> None:
             )
 
 
-def record_tokens(subtenant: Subtenant, tokens: int) -> None:
-    """Count tokens used by finished calls against the minute and the budget period."""
-    record_rate_tokens(subtenant, tokens)
-    record_budget_tokens(subtenant, tokens)
-
-
 def record_rate_tokens(subtenant: Subtenant, tokens: int) -> None:
     """Count tokens against the per-minute limit (the shared counters)."""
     if tokens > 0 and _limit(subtenant.rate_limit_tpm, settings.RATE_LIMIT_TPM):
