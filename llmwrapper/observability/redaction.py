@@ -17,6 +17,7 @@ Three layers, from the cheapest:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -81,6 +82,7 @@ _QUERY_ONLY_NAMES = frozenset({"key", "auth", "sig", "code"})
 _SQUASH = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few names recur in every body and line
 def is_credential_name(name: str, *, parameter: bool = False) -> bool:
     """Whether a field, header or (with `parameter`) URL parameter name holds a secret."""
     squashed = _SQUASH.sub("", name.lower())
@@ -313,6 +315,9 @@ def redact_body(text: str) -> str:
     return "\n".join(lines)
 
 
+_FORMATTER = logging.Formatter()
+
+
 class RedactSecrets(logging.Filter):
     """Redacts each record in place: message, string arguments, traceback, stack.
 
@@ -322,11 +327,16 @@ class RedactSecrets(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # On a server logger and again on its handler: the first pass is enough.
+        if getattr(record, "_redacted", False):
+            return True
+        record._redacted = True
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is left to the formatter to report
             return True
-        if _has_hint(message) and redact_text(message) != message:
+        redacted = redact_text(message)
+        if redacted != message:
             if isinstance(record.msg, str):
                 record.msg = redact_text(record.msg)
             record.args = _redact_args(record.args)
@@ -335,9 +345,9 @@ class RedactSecrets(logging.Filter):
             except Exception:
                 still = ""
             if redact_text(still) != still or not still:
-                record.msg, record.args = redact_text(message), ()
+                record.msg, record.args = redacted, ()
         if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact_text(record.exc_text)
         if record.stack_info:
