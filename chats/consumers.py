@@ -41,7 +41,8 @@ from channels.utils import await_many_dispatch
 from django.conf import settings
 from rest_framework.exceptions import APIException, NotAuthenticated
 
-from chats import conversation, fanout, selectors
+import pipeline
+from chats import fanout, selectors, turns
 from chats.models import Chat, Message
 from chats.serializers import SendMessageSerializer
 from llmwrapper import safejson
@@ -130,8 +131,8 @@ def interrupted_completion(
     return {
         "chat_id": str(chat.id),
         "status": Message.Status.INTERRUPTED.value,
-        "message": conversation.serialize(final),
-        "messages": [conversation.serialize(m) for m in messages],
+        "message": turns.serialize(final),
+        "messages": [turns.serialize(m) for m in messages],
         "input_messages": input_messages,
         "usage": {
             "input_tokens": input_tokens,
@@ -334,9 +335,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             # Each send over the socket counts as a request against the key's limits.
             await database_sync_to_async(check_request)(self.key)
-            turn = await conversation.prepare_turn(
-                chat=self.chat, key=self.key, send=conversation.SendInput.from_validated(data)
-            )
+            turn = await pipeline.start(turns.send_spec(chat=self.chat, key=self.key, data=data))
         except ApplicationError as exc:
             await self._own_event(send, "error", exc.to_dict()["error"])
             return
@@ -347,7 +346,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             body = error_body("validation_error", "Invalid tools.", {"tools": [str(exc)]})
             await self._own_event(send, "error", body["error"])
             return
-        events = conversation.turn_events(turn, origin=self.channel_name)
+        events = turns.chat_events(turn, origin=self.channel_name)
         async with aclosing(events):
             async for name, event in events:
                 await self._own_event(send, name, event)

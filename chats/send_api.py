@@ -1,7 +1,7 @@
 """Sending messages: `POST /chats/{id}/messages` (sync) and `/messages/stream` (SSE).
 
-Both run the same turn (chats.conversation); the sync view collects its events, the
-SSE view encodes them. An `Idempotency-Key` header makes a retried send return the
+Both run the same turn (the pipeline, formatted by chats.turns); the sync view collects
+its events, the SSE view encodes them. An `Idempotency-Key` header makes a retried send return the
 original outcome instead of sending twice.
 """
 
@@ -22,8 +22,9 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chats import conversation, leases, selectors, services
-from chats.models import Chat, IdempotencyRecord
+import pipeline
+from chats import leases, selectors, services, turns
+from chats.models import IdempotencyRecord
 from chats.serializers import MessageSerializer, SendMessageSerializer
 from llmwrapper import db
 from llmwrapper.api import paginated, principal
@@ -65,13 +66,13 @@ SEND_RESPONSE = inline_serializer(
 class _SendBase(AsyncAPIView):
     async def _start(
         self, request: Request, chat_pk: str
-    ) -> tuple[Chat, conversation.SendInput, IdempotencyRecord | None]:
+    ) -> tuple[pipeline.TurnSpec, IdempotencyRecord | None]:
         key = principal(request).key
         chat = await db.run(selectors.chat_access, key=key, chat_id=chat_pk)
         serializer = SendMessageSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            send = conversation.SendInput.from_validated(serializer.validated_data)
+            spec = turns.send_spec(chat=chat, key=key, data=serializer.validated_data)
         except (KeyError, ValueError) as exc:
             raise ValidationFailedError("Invalid tools.", details={"tools": [str(exc)]}) from exc
         record = None
@@ -85,17 +86,13 @@ class _SendBase(AsyncAPIView):
                 key=idempotency_key,
                 fingerprint=services.request_fingerprint(request.data),
             )
-        return chat, send, record
+        return spec, record
 
     async def _turn(
-        self,
-        request: Request,
-        chat: Chat,
-        send: conversation.SendInput,
-        record: IdempotencyRecord | None,
-    ) -> conversation.Turn:
+        self, spec: pipeline.TurnSpec, record: IdempotencyRecord | None
+    ) -> pipeline.Turn:
         try:
-            return await conversation.prepare_turn(chat=chat, key=principal(request).key, send=send)
+            return await pipeline.start(spec)
         except Exception:
             if record is not None:
                 await db.run(services.idempotency_finish, record=record, response=None)
@@ -136,14 +133,14 @@ class SendMessageView(_SendBase):
         tags=["chats"],
     )
     async def post(self, request: Request, chat_pk: str) -> Response:
-        chat, send, record = await self._start(request, chat_pk)
+        spec, record = await self._start(request, chat_pk)
         if record is not None and record.status == IdempotencyRecord.Status.DONE:
             return Response(record.response, headers={"Idempotent-Replayed": "true"})
-        turn = await self._turn(request, chat, send, record)
+        turn = await self._turn(spec, record)
         result: dict[str, Any] = {}
         status, headers = 200, None
         # Streamed from the vendor even here: viewers of the chat watch it arrive.
-        async for name, data in _remember(conversation.turn_events(turn), record):
+        async for name, data in _remember(turns.chat_events(turn), record):
             if name == "message.completed":
                 result = data
             elif name == "error":
@@ -168,11 +165,11 @@ class StreamMessageView(_SendBase):
         tags=["chats"],
     )
     async def post(self, request: Request, chat_pk: str):  # type: ignore[no-untyped-def]
-        chat, send, record = await self._start(request, chat_pk)
+        spec, record = await self._start(request, chat_pk)
         if record is not None and record.status == IdempotencyRecord.Status.DONE:
             return sse_response(_replay(record.response), headers={"Idempotent-Replayed": "true"})
-        turn = await self._turn(request, chat, send, record)
-        return sse_response(_remember(conversation.turn_events(turn), record))
+        turn = await self._turn(spec, record)
+        return sse_response(_remember(turns.chat_events(turn), record))
 
 
 async def _replay(completed: dict[str, Any]) -> AsyncIterator[tuple[str, dict]]:

@@ -11,14 +11,14 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+import pipeline
 from llmwrapper.api import StrictSerializer, principal
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
-from providers import gateway, services, wire
+from providers import direct, gateway, wire
 from providers.errors import ProviderError
 from providers.tooling import tool_specs_from_openai
-from providers.types import ChatRequest
 from tenants.models import Subtenant
 from tenants.selectors import subtenant_access
 
@@ -125,11 +125,6 @@ class CompletionRequestSerializer(StrictSerializer, GenerationFieldsMixin):
     )
 
 
-def server_tool_selection(data: dict) -> bool | list[str] | None:
-    value = data.get("server_tools")
-    return None if value is True else value
-
-
 def selected_subtenant(request: Request, data: dict) -> Subtenant:
     caller = principal(request)
     if caller.is_admin and not data.get("subtenant"):
@@ -139,7 +134,7 @@ def selected_subtenant(request: Request, data: dict) -> Subtenant:
     return subtenant_access(key=caller.key, subtenant_id=data["subtenant"])
 
 
-async def build_direct_call(request: Request) -> services.DirectCall:
+async def start_direct_turn(request: Request) -> pipeline.Turn:
     serializer = CompletionRequestSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
@@ -148,36 +143,26 @@ async def build_direct_call(request: Request) -> services.DirectCall:
         subtenant = await sync_to_async(selected_subtenant)(request, data)
     else:
         subtenant = caller.subtenant  # the key's own: nothing to look up
-    await services.ensure_llm_allowed(subtenant)
     try:
         tools = tool_specs_from_openai(data.get("tools"), data.get("functions"))
     except (KeyError, ValueError) as exc:
         raise serializers.ValidationError({"tools": [str(exc)]}) from exc
-    target = gateway.resolve_target(
-        [
-            (data.get("provider"), data.get("model")),
-            (subtenant.default_provider, subtenant.default_model),
-        ]
+    server_tools = data.get("server_tools")
+    return await pipeline.start(
+        pipeline.TurnSpec(
+            subtenant=subtenant,
+            api_key=caller.key,
+            source="direct",
+            provider=data.get("provider"),
+            model=data.get("model"),
+            fallbacks=data.get("fallbacks"),
+            messages=tuple(wire.message_from_api(m) for m in data["messages"]),
+            tools=tools,
+            tool_choice=data.get("tool_choice"),
+            params=data,
+            server_tools=None if server_tools is True else server_tools,
+        )
     )
-    fallbacks = (
-        gateway.parse_targets(data["fallbacks"])
-        if "fallbacks" in data
-        else gateway.default_fallbacks()
-    )
-    chat_request = ChatRequest(
-        model=target.model,
-        messages=tuple(wire.message_from_api(m) for m in data["messages"]),
-        tools=tools,
-        tool_choice=data.get("tool_choice"),
-        params=wire.params_from(data),
-    )
-    executor = await services.tool_executor(
-        subtenant=subtenant, selection=server_tool_selection(data)
-    )
-    context = services.CallContext(
-        subtenant=subtenant, api_key=principal(request).key, source="direct"
-    )
-    return services.DirectCall(context, chat_request, target, fallbacks, executor)
 
 
 COMPLETION_RESPONSE = inline_serializer(
@@ -204,8 +189,7 @@ class CompleteView(AsyncAPIView):
         tags=["llm"],
     )
     async def post(self, request: Request) -> Response:
-        call = await build_direct_call(request)
-        return Response(await services.direct_complete(call))
+        return Response(await direct.direct_body(await start_direct_turn(request)))
 
 
 class StreamView(AsyncAPIView):
@@ -223,11 +207,9 @@ class StreamView(AsyncAPIView):
         tags=["llm"],
     )
     async def post(self, request: Request):  # type: ignore[no-untyped-def]
-        call = await build_direct_call(request)
-        # Resolve the provider before the stream opens, so configuration errors are a
-        # plain 400 rather than an error event.
-        gateway.registry().get(call.target.provider)
-        return sse_response(services.direct_events(call))
+        # Started before the stream opens: configuration errors and limits are a plain
+        # 4xx rather than an error event.
+        return sse_response(direct.direct_events(await start_direct_turn(request)))
 
 
 class ModelsView(AsyncAPIView):

@@ -2,19 +2,18 @@
 
 Any OpenAI client works against the gateway by changing its base URL to
 `<gateway>/v1` and its API key to a gateway key. `model` picks the provider as
-`provider/model` (or through MODEL_ALIASES); the request runs through the same tool
-loop and call records as the native API, and errors use OpenAI's error format so the
+`provider/model` (or through MODEL_ALIASES); the request runs through the turn
+pipeline like every other surface, and errors use OpenAI's error format so the
 SDKs raise their own exception types.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
@@ -25,40 +24,22 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+import pipeline
 from llmwrapper.api import principal
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.db import DB_ERRORS
 from llmwrapper.errors import ApplicationError, database_unavailable
 from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import stream_response
-from providers import gateway, services, wire
+from providers import gateway, wire
 from providers.api import GenerationFieldsMixin, MessageInputSerializer
 from providers.errors import ProviderError
-from providers.loop import RoundCompleted, TurnCompleted, run_turn
+from providers.loop import TurnCompleted
 from providers.tooling import tool_specs_from_openai
-from providers.types import ChatRequest, TextDelta, ToolCallComplete
+from providers.types import ToolCall
 from tenants.models import Subtenant
 
 logger = logging.getLogger(__name__)
-
-
-# A chat to persist the exchange into, named with the `X-Chat-ID` header. The chats app
-# registers the recorder (providers may not import chats): `check(subtenant, chat_id)`
-# raises 404 for a chat the caller cannot reach; `record(...)` stores the exchange: the
-# finished turn, or (turn=None) the partial text with status "interrupted" when the
-# client left, "error" and the reason when the call failed. It runs in a `finally:`,
-# so every way a request ends leaves the exchange in the chat.
-class ExchangeRecorder:
-    check: Callable[..., Awaitable[None]]
-    record: Callable[..., Awaitable[None]]
-
-
-_exchange_recorder: ExchangeRecorder | None = None
-
-
-def register_exchange_recorder(recorder: ExchangeRecorder) -> None:
-    global _exchange_recorder
-    _exchange_recorder = recorder
 
 
 class ChatCompletionSerializer(GenerationFieldsMixin):
@@ -156,12 +137,6 @@ def openai_error(exc: Exception) -> OpenAIError:
     return OpenAIError(500, "Internal server error.", "api_error")
 
 
-def resolve_model(model: str) -> gateway.Target:
-    """`provider/model`, an alias from MODEL_ALIASES, or a bare name on the default provider."""
-    aliased = settings.MODEL_ALIASES.get(model, model)
-    return gateway.resolve_target([(None, aliased)])
-
-
 class _OpenAIView(AsyncAPIView):
     renderer_classes = STREAM_RENDERERS
 
@@ -193,47 +168,30 @@ class ChatCompletionsView(_OpenAIView):
         tags=["openai-compatible"],
     )
     async def post(self, request: Request):  # type: ignore[no-untyped-def]
-        data = request.data
-        serializer = ChatCompletionSerializer(data=data)
+        serializer = ChatCompletionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
-        subtenant = _subtenant(request)
-        await services.ensure_llm_allowed(subtenant)
-        target = resolve_model(fields["model"])
-        registry = gateway.registry()
-        registry.get(target.provider)  # not configured: a clear 400 before anything starts
         params = dict(fields)
         if "max_completion_tokens" in params and "max_tokens" not in params:
             params["max_tokens"] = params["max_completion_tokens"]
-        chat_request = ChatRequest(
-            model=target.model,
-            messages=tuple(wire.message_from_api(m) for m in fields["messages"]),
-            tools=tool_specs_from_openai(fields.get("tools"), fields.get("functions")),
-            tool_choice=fields.get("tool_choice"),
-            params=wire.params_from(params),
-        )
         selection = fields.get("server_tools", False)
-        executor = await services.tool_executor(
-            subtenant=subtenant, selection=None if selection is True else selection
-        )
-        fallbacks = (
-            gateway.parse_targets(fields["fallbacks"])
-            if "fallbacks" in fields
-            else gateway.default_fallbacks()
-        )
-        context = services.CallContext(
-            subtenant=subtenant, api_key=principal(request).key, source="openai_compat"
-        )
         chat_id = request.headers.get("X-Chat-ID")
-        if chat_id:
-            if _exchange_recorder is None:
-                raise OpenAIError(
-                    400, "Chat persistence is not available.", "invalid_request_error"
-                )
-            await _exchange_recorder.check(subtenant=subtenant, chat_id=chat_id)
-        completion = _Completion(
-            fields["model"], context, chat_request, target, fallbacks, executor, chat_id
+        turn = await pipeline.start(
+            pipeline.TurnSpec(
+                subtenant=_subtenant(request),
+                api_key=principal(request).key,
+                source="openai_compat",
+                model=fields["model"],
+                fallbacks=fields.get("fallbacks"),
+                messages=tuple(wire.message_from_api(m) for m in fields["messages"]),
+                tools=tool_specs_from_openai(fields.get("tools"), fields.get("functions")),
+                tool_choice=fields.get("tool_choice"),
+                params=params,
+                server_tools=None if selection is True else selection,
+                chat=pipeline.ChatExchange(chat_id) if chat_id else None,
+            )
         )
+        completion = _Completion(fields["model"], turn)
         if fields.get("stream"):
             include_usage = bool((fields.get("stream_options") or {}).get("include_usage"))
             # The model's first event is awaited here, so a failure before any output
@@ -244,58 +202,27 @@ class ChatCompletionsView(_OpenAIView):
 
 
 class _Completion:
-    def __init__(self, requested_model, context, request, target, fallbacks, executor, chat_id):  # type: ignore[no-untyped-def]
+    """One turn in Chat Completions' format: a `chat.completion`, or its chunks."""
+
+    def __init__(self, requested_model: str, turn: pipeline.Turn) -> None:
         self.requested_model = requested_model
-        self.context = context
-        self.request = request
-        self.target = target
-        self.fallbacks = fallbacks
-        self.executor = executor
-        self.chat_id = chat_id
+        self.turn = turn
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
-        self._started = time.perf_counter()
-        self._stream: Any = None  # the model's events, once `open_stream` started them
-        self._first: list[Any] = []
-
-    def _events(self, *, streaming: bool):  # type: ignore[no-untyped-def]
-        return run_turn(
-            self.request,
-            chain_for=gateway.chain_factory(self.target, self.fallbacks),
-            executor=self.executor,
-            options=gateway.turn_options(streaming=streaming),
-        )
+        self._events: AsyncIterator[pipeline.Event] | None = None
+        self._first: list[pipeline.Event] = []
 
     async def body(self) -> dict[str, Any]:
-        parts: list[str] = []
-        turn: TurnCompleted | None = None
-        started = time.perf_counter()
-        error: str | None = None  # None: the client left
-        try:
-            async for event in self._events(streaming=False):
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
-                elif isinstance(event, RoundCompleted):
-                    self.context.add_round(event)
-                elif isinstance(event, TurnCompleted):
-                    turn = event
-        except ProviderError as exc:
-            error = exc.message
-            self.context.add_failure(
-                self.target, status="error", error=exc, latency_ms=_ms(started)
-            )
-            raise
-        except Exception:
-            error = "Internal error"
-            raise
-        finally:
-            if turn is None:
-                await self._record_safely("".join(parts), None, error)
-            await self.context.flush()
-        assert turn is not None
-        text = "".join(parts)
-        await self._record(text, turn)
-        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        completed: pipeline.Completed | None = None
+        async with aclosing(self.turn.events(streaming=False)) as events:
+            async for event in events:
+                if isinstance(event, pipeline.Failed):
+                    raise event.error.exc
+                if isinstance(event, pipeline.Completed):
+                    completed = event
+        assert completed is not None
+        turn = completed.turn
+        message: dict[str, Any] = {"role": "assistant", "content": completed.text or None}
         if turn.pending_tool_calls:
             message["tool_calls"] = [_tool_call(c) for c in turn.pending_tool_calls]
         return {
@@ -311,86 +238,48 @@ class _Completion:
         }
 
     async def open_stream(self) -> None:
-        """Start the model call and wait for its first event (see `chunks`).
-
-        A failure before any event is raised from here, as a plain HTTP error; what
-        it cost is recorded as for any failed call.
-        """
-        self._started = time.perf_counter()
-        self._stream = self._events(streaming=True)
+        """Start the turn and wait for the model's first event (see `chunks`): a
+        failure before any output is raised from here, as a plain HTTP error."""
+        self._events = self.turn.events(streaming=True)
         try:
-            self._first = [await anext(self._stream)]
-        except StopAsyncIteration:
-            self._first = []
-        except BaseException as exc:
-            await self._stream.aclose()
-            failure = exc if isinstance(exc, ProviderError) else None
-            error = failure.message if failure else None
-            if isinstance(exc, Exception) and not failure:
-                error = "Internal error"
-            await self._record_safely("", None, error)
-            self.context.add_failure(
-                self.target,
-                status="error" if isinstance(exc, Exception) else "interrupted",
-                error=failure,
-                latency_ms=_ms(self._started),
-            )
-            await self.context.flush()
+            async for event in self._events:
+                self._first.append(event)
+                if isinstance(event, pipeline.Failed):
+                    raise event.error.exc
+                if not isinstance(event, pipeline.Started):
+                    return
+        except BaseException:
+            await self._events.aclose()
             raise
 
-    async def _opened_events(self) -> AsyncIterator[Any]:
+    async def _opened(self) -> AsyncIterator[pipeline.Event]:
+        assert self._events is not None
         for event in self._first:
             yield event
-        async with aclosing(self._stream):
-            async for event in self._stream:
+        async with aclosing(self._events):
+            async for event in self._events:
                 yield event
 
     async def chunks(self, include_usage: bool) -> AsyncIterator[bytes]:
         """The stream's chunks, after `open_stream`."""
-        parts: list[str] = []
-        status, failure, started = "interrupted", None, self._started
-        turn: TurnCompleted | None = None
-        recorded, error = False, None  # error None: the client left
-        try:
-            yield self._chunk({"role": "assistant", "content": ""})
-            tool_index = 0
-            async for event in self._opened_events():
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
+        yield self._chunk({"role": "assistant", "content": ""})
+        tool_index = 0
+        async with aclosing(self._opened()) as events:
+            async for event in events:
+                if isinstance(event, pipeline.Delta):
                     yield self._chunk({"content": event.text})
-                elif isinstance(event, ToolCallComplete) and not (
-                    self.executor and self.executor.handles(event.call.name)
-                ):
-                    yield self._chunk(
-                        {"tool_calls": [{"index": tool_index, **_tool_call(event.call)}]}
-                    )
+                elif isinstance(event, pipeline.ToolCalled) and not event.server_side:
+                    call = {"index": tool_index, **_tool_call(event.call)}
+                    yield self._chunk({"tool_calls": [call]})
                     tool_index += 1
-                elif isinstance(event, RoundCompleted):
-                    self.context.add_round(event)
-                elif isinstance(event, TurnCompleted):
-                    status, turn = "ok", event
-                    yield self._chunk({}, finish=_finish(event))
+                elif isinstance(event, pipeline.Completed):
+                    yield self._chunk({}, finish=_finish(event.turn))
                     if include_usage:
-                        yield _sse({**self._base(), "choices": [], "usage": _usage(event)})
-                    # Stored before [DONE], so a client reading the chat next finds it.
-                    recorded = True
-                    await self._record("".join(parts), event)
-            yield b"data: [DONE]\n\n"
-        except ProviderError as exc:
-            status, failure, error = "error", exc, exc.message
-            yield _sse(openai_error(exc).body())
-        except Exception:
-            error = "Internal error"
-            raise
-        finally:
-            if not recorded:
-                # The client left (or the call failed) before the end: keep what it got.
-                await self._record_safely("".join(parts), turn, error)
-            if status != "ok":
-                self.context.add_failure(
-                    self.target, status=status, error=failure, latency_ms=_ms(started)
-                )
-            await self.context.flush()
+                        yield _sse({**self._base(), "choices": [], "usage": _usage(event.turn)})
+                elif isinstance(event, pipeline.Failed):
+                    yield _sse(openai_error(event.error.exc).body())  # type: ignore[arg-type]
+                    return
+        yield b"data: [DONE]\n\n"
 
     def _base(self) -> dict[str, Any]:
         return {
@@ -411,40 +300,6 @@ class _Completion:
             }
         )
 
-    async def _record(self, text: str, turn: TurnCompleted | None, **unfinished: str) -> None:
-        if self.chat_id and _exchange_recorder is not None:
-            await _exchange_recorder.record(
-                subtenant=self.context.subtenant,
-                chat_id=self.chat_id,
-                request=self.request,
-                text=text,
-                turn=turn,
-                **unfinished,
-            )
-
-    async def _record_safely(
-        self, text: str, turn: TurnCompleted | None, error: str | None
-    ) -> None:
-        """`_record` from a `finally:`: shielded from the request's cancellation, and
-        never raising. Without a finished turn the partial text is kept, `interrupted`
-        when the client left (error None), else `error` with the reason."""
-        unfinished: dict[str, str] = {}
-        if turn is None:
-            unfinished = {
-                "status": "interrupted" if error is None else "error",
-                "error": error or "",
-                "provider": self.target.provider,
-                "model": self.target.model,
-            }
-        try:
-            await asyncio.shield(self._record(text, turn, **unfinished))
-        except Exception:
-            logger.exception("Could not store the unfinished exchange in chat %s", self.chat_id)
-
-
-def _ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
-
 
 def _sse(payload: dict[str, Any]) -> bytes:
     return (
@@ -454,7 +309,7 @@ def _sse(payload: dict[str, Any]) -> bytes:
     )
 
 
-def _tool_call(call) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _tool_call(call: ToolCall) -> dict[str, Any]:
     return {
         "id": call.id,
         "type": "function",

@@ -1,0 +1,272 @@
+"""A turn's persistence in a chat.
+
+`open_send` / `open_exchange` store what the client sent together with the assistant's
+first row, written `streaming`, in one transaction, after the history was read: no
+user message is ever stored without its answer, and a failure before leaves nothing.
+`ChatProgress` then keeps the rows current as the turn runs, each write a short unit
+that gives its connection back: the text so far every CHAT_PARTIAL_SAVE_SECONDS, each
+round's final text, each tool result. A streaming row's lease is renewed by this
+process's sweeper while the turn holds it, so a process that dies leaves rows that
+another process's sweeper marks `interrupted` with the text saved so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError
+
+from chats import history, leases, selectors, services
+from chats.models import Chat, Message
+from llmwrapper import db
+from llmwrapper.errors import ResourceNotFoundError, ValidationFailedError
+from pipeline.spec import ChatExchange, ChatSend
+from providers import gateway, types, wire
+from providers.loop import RoundCompleted, ToolResult
+from tenants.models import Subtenant
+
+logger = logging.getLogger(__name__)
+
+# After a partial save failed (the database is away), the stream skips saves this long
+# rather than wait on the pool at every interval.
+_PARTIAL_SAVE_BACKOFF = 30.0
+
+
+@dataclass
+class Opening:
+    """What a chat turn starts from."""
+
+    chat: Chat
+    messages: tuple[types.Message, ...]  # the conversation for the model
+    input_messages: list[Message]
+    placeholder: Message
+    param_defaults: dict[str, Any]
+    row_metadata: dict[str, Any]
+
+
+def _streaming_assistant(target: gateway.Target, metadata: dict[str, Any]) -> dict[str, Any]:
+    row = {
+        "role": Message.Role.ASSISTANT,
+        "status": Message.Status.STREAMING,
+        "provider": target.provider,
+        "model": target.model,
+    }
+    return {**row, "metadata": dict(metadata)} if metadata else row
+
+
+def open_send(send: ChatSend, target: gateway.Target) -> Opening:
+    """Store the client's message (or tool results) and the first assistant row, and
+    build the conversation from the chat's history (runs in a `db.run` unit)."""
+    chat = send.chat
+    incoming = _incoming_rows(chat, send)
+    system = history.system_context(
+        chat=chat, include_memories=send.include_memories, memory_keys=send.memory_keys
+    )
+    recent = history.load_recent(chat=chat)
+    *stored, assistant = services.messages_append(
+        chat=chat, messages=[*incoming, _streaming_assistant(target, {})]
+    )
+    recent = [*recent, *stored][-settings.CHAT_HISTORY_MAX_MESSAGES :]
+    messages = history.build_messages(chat=chat, recent=recent, system=system)
+    return Opening(chat, messages, stored, assistant, chat.params, {})
+
+
+def open_exchange(
+    exchange: ChatExchange,
+    *,
+    subtenant: Subtenant,
+    messages: tuple[types.Message, ...],
+    target: gateway.Target,
+) -> Opening:
+    """Store the request's newest user or tool message and the first assistant row in
+    the chat the client named; the conversation is the client's own."""
+    chat = _exchange_chat(subtenant, exchange.chat_id)
+    rows: list[dict[str, Any]] = []
+    last = messages[-1] if messages else None
+    if last is not None and last.role in ("user", "tool"):
+        rows.append(
+            {
+                "role": last.role,
+                "content": last.content,
+                "tool_call_id": last.tool_call_id or "",
+                "name": last.name or "",
+            }
+        )
+    metadata = {"source": "openai_compat"}
+    *stored, assistant = services.messages_append(
+        chat=chat, messages=[*rows, _streaming_assistant(target, metadata)]
+    )
+    return Opening(chat, messages, stored, assistant, {}, metadata)
+
+
+def _exchange_chat(subtenant: Subtenant, chat_id: str) -> Chat:
+    try:
+        return selectors.chat_list(subtenant=subtenant).get(pk=chat_id)
+    except (Chat.DoesNotExist, ValidationError, ValueError) as exc:
+        raise ResourceNotFoundError("Chat not found.", details={"id": chat_id}) from exc
+
+
+def _pending_tool_calls(chat: Chat) -> dict[str, dict]:
+    """Tool calls of the newest assistant message that have no result yet, by id."""
+    last_call = (
+        Message.objects.filter(chat=chat, role="assistant")
+        .exclude(tool_calls=[])
+        .order_by("-sequence")
+        .first()
+    )
+    if last_call is None:
+        return {}
+    answered = set(
+        Message.objects.filter(chat=chat, role="tool", sequence__gt=last_call.sequence).values_list(
+            "tool_call_id", flat=True
+        )
+    )
+    return {c["id"]: c for c in last_call.tool_calls if c["id"] not in answered}
+
+
+def _incoming_rows(chat: Chat, send: ChatSend) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    if send.tool_results:
+        pending = _pending_tool_calls(chat)
+        for index, result in enumerate(send.tool_results):
+            call = pending.pop(result["tool_call_id"], None)
+            if call is None:
+                raise ValidationFailedError(
+                    "Invalid request: see details.",
+                    details={
+                        "tool_results": {
+                            str(index): ["No pending tool call with this tool_call_id."]
+                        }
+                    },
+                )
+            rows.append(
+                {
+                    "role": Message.Role.TOOL,
+                    "content": result["content"],
+                    "tool_call_id": call["id"],
+                    "name": call["name"],
+                    "metadata": {"is_error": bool(result.get("is_error")), "source": "client"},
+                }
+            )
+    if send.content:
+        rows.append({"role": Message.Role.USER, "content": send.content})
+    return rows
+
+
+class ChatProgress:
+    """What the turn has stored so far, so its end can close it properly."""
+
+    def __init__(self, opening: Opening, target: gateway.Target) -> None:
+        self.chat = opening.chat
+        self.input_messages = tuple(opening.input_messages)
+        self.target = target
+        self.metadata = opening.row_metadata
+        self._placeholder: Message | None = opening.placeholder
+        self.current: Message | None = None
+        self.last: Message | None = None  # the newest assistant message
+        self.created: list[Message] = []
+        self._parts: list[str] = []
+        self._saved_at = time.monotonic()
+
+    async def open_assistant(self) -> Message:
+        if self._placeholder is not None:
+            message, self._placeholder = self._placeholder, None
+        else:
+            [message] = await db.run(
+                services.messages_append,
+                chat=self.chat,
+                messages=[_streaming_assistant(self.target, self.metadata)],
+            )
+        leases.hold(messages=(message.id,))
+        self.current = self.last = message
+        self._parts = []
+        self.created.append(message)
+        self._saved_at = time.monotonic()
+        return message
+
+    async def add_text(self, text: str) -> None:
+        """Collect a delta; every CHAT_PARTIAL_SAVE_SECONDS the text so far is saved."""
+        self._parts.append(text)
+        every = settings.CHAT_PARTIAL_SAVE_SECONDS
+        if self.current is None or not every or time.monotonic() - self._saved_at < every:
+            return
+        self._saved_at = time.monotonic()
+        try:
+            await db.run(
+                services.message_update,
+                message=self.current,
+                content="".join(self._parts),
+                status=Message.Status.STREAMING,
+            )
+        except DatabaseError:  # the stream goes on; the final write saves it all
+            logger.warning("Could not save a stream's partial text", exc_info=True)
+            self._saved_at = time.monotonic() + _PARTIAL_SAVE_BACKOFF
+
+    async def close_assistant(self, round_: RoundCompleted) -> Message:
+        assert self.current is not None
+        message = await db.run(
+            services.message_update,
+            retry_for=settings.DATABASE_RETRY_SECONDS,
+            message=self.current,
+            content=round_.text,
+            tool_calls=[wire.tool_call_to_api(c) for c in round_.tool_calls],
+            provider=round_.provider,
+            model=round_.model,
+            input_tokens=round_.usage.input_tokens,
+            output_tokens=round_.usage.output_tokens,
+            finish_reason=round_.finish_reason,
+            latency_ms=round_.latency_ms,
+            status=Message.Status.COMPLETE,
+        )
+        leases.release(messages=(message.id,))
+        self.current = None
+        return message
+
+    async def add_tool_result(self, result: ToolResult) -> Message:
+        [message] = await db.run(
+            services.messages_append,
+            chat=self.chat,
+            messages=[
+                {
+                    "role": Message.Role.TOOL,
+                    "content": result.outcome.content,
+                    "tool_call_id": result.call.id,
+                    "name": result.call.name,
+                    "latency_ms": result.latency_ms,
+                    "metadata": {"is_error": result.outcome.is_error, "source": "server"},
+                }
+            ],
+        )
+        self.created.append(message)
+        return message
+
+    def stored(self) -> tuple[Message, ...]:
+        """The assistant and tool messages this turn finished."""
+        return tuple(m for m in self.created if m.status != Message.Status.STREAMING)
+
+    async def abandon(self, status: str, error: str = "") -> None:
+        """Keep the partial answer of a round that did not finish (shielded: this runs
+        when the client left, too)."""
+        if self.current is None:
+            return
+        message, self.current = self.current, None
+        try:
+            await asyncio.shield(
+                db.run(
+                    services.message_update,
+                    retry_for=settings.DATABASE_RETRY_SECONDS,
+                    message=message,
+                    content="".join(self._parts),
+                    status=status,
+                    error=error,
+                )
+            )
+        finally:
+            # Also when the write failed: the lease then lapses and a sweeper ends it.
+            leases.release(messages=(message.id,))

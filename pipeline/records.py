@@ -1,0 +1,73 @@
+"""The call records of one turn: one `LlmCall` per model call, handed to the writer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from providers import gateway
+from providers import records as call_records
+from providers.errors import ProviderError
+from providers.loop import RoundCompleted
+from providers.models import LlmCall
+from tenants.models import ApiKey, Subtenant
+
+
+class TurnRecords:
+    def __init__(
+        self,
+        *,
+        subtenant: Subtenant,
+        api_key: ApiKey | None,
+        source: str,
+        chat_id: uuid.UUID | None = None,
+    ) -> None:
+        self._who = {
+            "subtenant": subtenant,
+            "api_key": api_key,
+            "source": source,
+            "chat_id": chat_id,
+        }
+        self._pending: list[LlmCall] = []
+
+    def round(self, round_: RoundCompleted) -> None:
+        self._add(
+            provider=round_.provider,
+            model=round_.model,
+            status=LlmCall.Status.OK,
+            input_tokens=round_.usage.input_tokens,
+            output_tokens=round_.usage.output_tokens,
+            latency_ms=round_.latency_ms,
+            first_token_ms=round_.first_token_ms,
+        )
+
+    def failure(
+        self, target: gateway.Target, *, status: str, error: ProviderError | None, latency_ms: int
+    ) -> None:
+        """The unfinished call: its time (and, for an error, the upstream status)
+        belongs in usage reports too."""
+        self._add(
+            provider=error.provider if error else target.provider,
+            model=target.model,
+            status=status,
+            error_type=error.type if error else "",
+            upstream_status=error.upstream_status if error else None,
+            latency_ms=latency_ms,
+        )
+
+    def _add(self, **fields: Any) -> None:
+        self._pending.append(LlmCall(**self._who, **fields))
+
+    async def flush(self) -> None:
+        """Hand the records to the background writer (or write them now, shielded so a
+        client disconnect cannot lose them); their tokens count against the limits."""
+        records, self._pending = self._pending, []
+        if not records:
+            return
+        if call_records.in_background():
+            call_records.writer().submit(records)
+        else:
+            await asyncio.shield(sync_to_async(call_records.store)(records))

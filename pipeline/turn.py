@@ -1,0 +1,213 @@
+"""One turn, for every surface: `start` checks and prepares it, `Turn.events` runs it.
+
+`start` raises (a 4xx, or 429 for limits) before anything is stored or any model is
+called: an unknown or unconfigured provider, used-up tokens or budget, a chat the key
+cannot reach, tool results that answer nothing. In a chat it then stores what the
+client sent with the assistant's first row (see `chat_store`).
+
+`Turn.events` runs the tool loop and yields the events of `pipeline.events`: `Started`,
+then deltas and tool events, then exactly one `Completed` or `Failed`. Whatever ends
+the turn (the end, a provider failure, the database going away, the consumer closing
+the generator or being cancelled), every model call is recorded and, in a chat, the
+unfinished answer is kept with its status (`interrupted` or `error` with the reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from llmwrapper import db
+from llmwrapper.db import DB_ERRORS
+from llmwrapper.errors import database_unavailable, error_body
+from pipeline import chat_store
+from pipeline.events import (
+    AssistantOpened,
+    Completed,
+    Delta,
+    Event,
+    Failed,
+    Started,
+    ToolCalled,
+    ToolRan,
+    TurnError,
+)
+from pipeline.records import TurnRecords
+from pipeline.spec import ChatExchange, ChatSend, TurnSpec
+from providers import gateway, wire
+from providers.errors import ProviderError
+from providers.loop import RoundCompleted, ToolExecutor, ToolResult, TurnCompleted, run_turn
+from providers.types import ChatRequest, TextDelta, ToolCallComplete
+from tenants import limits
+from tools.executor import executor_for
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED, ERROR, COMPLETE = "interrupted", "error", "complete"
+
+
+@dataclass
+class Turn:
+    spec: TurnSpec
+    request: ChatRequest
+    target: gateway.Target
+    fallbacks: list[gateway.Target]
+    executor: ToolExecutor | None
+    progress: chat_store.ChatProgress | None = None
+
+    def server_side(self, name: str) -> bool:
+        """Whether the server runs this tool (a tool the client declared is its own)."""
+        if self.executor is None or any(t.name == name for t in self.spec.tools):
+            return False
+        return self.executor.handles(name)
+
+    async def events(self, *, streaming: bool = True) -> AsyncIterator[Event]:
+        """Run the turn (see the module docstring). `streaming=False` when nobody
+        relays the stream: the vendor is then called without streaming."""
+        chat = self.progress.chat if self.progress else None
+        records = TurnRecords(
+            subtenant=self.spec.subtenant,
+            api_key=self.spec.api_key,
+            source=self.spec.source,
+            chat_id=chat.id if chat else None,
+        )
+        turn_id = str(uuid.uuid4())
+        progress = self.progress
+        parts: list[str] = []
+        status, failure, reason = INTERRUPTED, None, ""
+        started = time.perf_counter()
+        try:
+            message = await progress.open_assistant() if progress else None
+            inputs = progress.input_messages if progress else ()
+            yield Started(turn_id, self.target, inputs, message)
+            completed: TurnCompleted | None = None
+            loop_events = run_turn(
+                self.request,
+                chain_for=gateway.chain_factory(self.target, self.fallbacks),
+                executor=self.executor,
+                options=gateway.turn_options(streaming=streaming),
+            )
+            async with aclosing(loop_events):
+                async for event in loop_events:
+                    if progress and progress.current is None and _opens_a_round(event):
+                        message = await progress.open_assistant()
+                        yield AssistantOpened(message)
+                    if isinstance(event, TextDelta):
+                        parts.append(event.text)
+                        if progress:
+                            await progress.add_text(event.text)
+                        yield Delta(event.text, message)
+                    elif isinstance(event, ToolCallComplete):
+                        yield ToolCalled(event.call, self.server_side(event.call.name), message)
+                    elif isinstance(event, RoundCompleted):
+                        records.round(event)
+                        if progress:
+                            message = await progress.close_assistant(event)
+                    elif isinstance(event, ToolResult):
+                        stored = await progress.add_tool_result(event) if progress else None
+                        yield ToolRan(event, stored)
+                    elif isinstance(event, TurnCompleted):
+                        completed = event
+            assert completed is not None
+            status = COMPLETE
+            yield Completed(
+                turn_id,
+                completed,
+                "".join(parts),
+                message,
+                progress.stored() if progress else (),
+                inputs,
+            )
+        except ProviderError as exc:
+            status, failure, reason = ERROR, exc, exc.message
+            error = TurnError(exc, exc.to_dict(), exc.status, dict(exc.headers or {}))
+            yield Failed(error, _unfinished(progress))
+        except DB_ERRORS as exc:
+            status, reason = ERROR, "The database was unavailable."
+            body, code, headers = database_unavailable(exc)
+            yield Failed(TurnError(exc, body["error"], code, headers), _unfinished(progress))
+        except Exception as exc:
+            logger.exception("turn failed")
+            status, reason = ERROR, "Internal error"
+            body = error_body("internal_error", "Internal server error.")["error"]
+            yield Failed(TurnError(exc, body, 500), _unfinished(progress))
+        finally:
+            if progress:
+                await progress.abandon(status, reason)
+            if status != COMPLETE:
+                elapsed = int((time.perf_counter() - started) * 1000)
+                records.failure(self.target, status=status, error=failure, latency_ms=elapsed)
+            await records.flush()
+
+
+def _opens_a_round(event: object) -> bool:
+    return isinstance(event, TextDelta | ToolCallComplete | RoundCompleted)
+
+
+def _unfinished(progress: chat_store.ChatProgress | None) -> object:
+    return progress.current if progress else None
+
+
+async def start(spec: TurnSpec) -> Turn:
+    """Check and prepare a turn (see the module docstring)."""
+    target, fallbacks = _targets(spec)
+    if limits.token_checks_needed(spec.subtenant):
+        await sync_to_async(limits.check_tokens)(spec.subtenant)
+    executor = None
+    if spec.server_tools is not False:
+        selection = None if spec.server_tools is True else spec.server_tools
+        executor = await executor_for(subtenant=spec.subtenant, selection=selection)
+    request = ChatRequest(
+        model=target.model,
+        messages=spec.messages,
+        tools=spec.tools,
+        tool_choice=spec.tool_choice,
+        params=wire.params_from(spec.params),
+    )
+    if spec.chat is None:
+        return Turn(spec, request, target, fallbacks, executor)
+    if isinstance(spec.chat, ChatSend):
+        opening = await db.run(chat_store.open_send, spec.chat, target)
+    else:
+        opening = await db.run(_open_exchange, spec.chat, spec, target)
+    request = replace(
+        request,
+        messages=opening.messages,
+        params=wire.params_from(spec.params, opening.param_defaults),
+    )
+    progress = chat_store.ChatProgress(opening, target)
+    return Turn(spec, request, target, fallbacks, executor, progress)
+
+
+def _open_exchange(
+    exchange: ChatExchange, spec: TurnSpec, target: gateway.Target
+) -> chat_store.Opening:
+    return chat_store.open_exchange(
+        exchange, subtenant=spec.subtenant, messages=spec.messages, target=target
+    )
+
+
+def _targets(spec: TurnSpec) -> tuple[gateway.Target, list[gateway.Target]]:
+    """The model to call and its fallbacks; an unconfigured provider is a 400 here."""
+    model = spec.model
+    if spec.provider is None and model:
+        model = settings.MODEL_ALIASES.get(model, model)
+    levels: list[tuple[str | None, str | None]] = [(spec.provider, model)]
+    if isinstance(spec.chat, ChatSend):
+        levels.append((spec.chat.chat.provider, spec.chat.chat.model))
+    levels.append((spec.subtenant.default_provider, spec.subtenant.default_model))
+    target = gateway.resolve_target(levels)
+    gateway.registry().get(target.provider)
+    fallbacks = (
+        gateway.parse_targets(spec.fallbacks)
+        if spec.fallbacks is not None
+        else gateway.default_fallbacks()
+    )
+    return target, fallbacks
