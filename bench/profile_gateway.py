@@ -43,11 +43,11 @@ COMPONENTS: list[tuple[str, str]] = [
     ("Django handler, signals and middleware", r"django/"),
     ("uvicorn and Channels (ASGI server, routing)", r"uvicorn/|channels/|httptools/"),
     ("asyncio event loop", r"asyncio/|selectors\.py"),
-    ("llmwrapper's own code", r"(llmwrapper|providers|tenants|chats|memories|tools)/"),
+    ("llmwrapper's own code", r"(llmwrapper|pipeline|providers|tenants|chats|memories|tools)/"),
     ("JSON encoding and decoding", r"json/"),
 ]
 COMPONENT_PATTERNS = [(name, re.compile(r"^(?:.*/)?" + p)) for name, p in COMPONENTS]
-PROJECT = re.compile(r"\((?:llmwrapper|providers|tenants|chats|memories|tools)/[^)]*\)$")
+PROJECT = re.compile(r"\((?:llmwrapper|pipeline|providers|tenants|chats|memories|tools)/[^)]*\)$")
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
 
 
@@ -141,9 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--database-url", default=None, help="another database (default: throwaway SQLite)"
+    )
     args = parser.parse_args(argv)
     py_spy = find_py_spy(args.python)
-    config = StackConfig(python=args.python, workers=1, loop="asyncio", log_dir=args.out)
+    config = StackConfig(
+        python=args.python,
+        workers=1,
+        loop="asyncio",
+        log_dir=args.out,
+        database_url=args.database_url,
+    )
     raw = args.out / "profile.txt"
     workdir = args.out / "work"
     workdir.mkdir(parents=True, exist_ok=True)

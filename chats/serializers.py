@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -55,14 +59,51 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_usage(self, message: Message) -> dict | None:
-        if message.input_tokens is None and message.output_tokens is None:
-            return None
-        prompt, completion = message.input_tokens or 0, message.output_tokens or 0
-        return {
-            "input_tokens": prompt,
-            "output_tokens": completion,
-            "total_tokens": prompt + completion,
-        }
+        return _usage(message)
+
+    def to_representation(self, instance: Message) -> dict[str, Any]:
+        return message_to_api(instance)
+
+
+def message_to_api(message: Message) -> dict[str, Any]:
+    """A message as the API shows it: MessageSerializer's fields, built directly, as
+    every chat event carries messages and a send serializes several."""
+    return {
+        "id": str(message.id),
+        "chat": str(message.chat_id),
+        "sequence": message.sequence,
+        "role": message.role,
+        "content": message.content,
+        "tool_calls": message.tool_calls,
+        "tool_call_id": message.tool_call_id,
+        "name": message.name,
+        "provider": message.provider,
+        "model": message.model,
+        "usage": _usage(message),
+        "finish_reason": message.finish_reason,
+        "status": message.status,
+        "error": message.error,
+        "latency_ms": message.latency_ms,
+        "metadata": message.metadata,
+        "created_at": _timestamp(message.created_at),
+        "updated_at": _timestamp(message.updated_at),
+    }
+
+
+def _usage(message: Message) -> dict | None:
+    if message.input_tokens is None and message.output_tokens is None:
+        return None
+    prompt, completion = message.input_tokens or 0, message.output_tokens or 0
+    total = prompt + completion
+    return {"input_tokens": prompt, "output_tokens": completion, "total_tokens": total}
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    """As DRF's DateTimeField writes it: ISO 8601 in the current time zone, UTC as Z."""
+    if value is None:
+        return None
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class ChatSerializer(StrictModelSerializer):

@@ -15,7 +15,7 @@ from typing import Any
 import pipeline
 from chats import fanout
 from chats.models import Chat, Message
-from chats.serializers import MessageSerializer
+from chats.serializers import message_to_api
 from providers import wire
 from providers.tooling import tool_specs_from_openai
 from tenants.models import ApiKey
@@ -33,7 +33,7 @@ class ErrorBody(dict):
 
 
 def serialize(message: Message) -> dict[str, Any]:
-    return MessageSerializer(message).data
+    return message_to_api(message)
 
 
 def send_spec(*, chat: Chat, key: ApiKey, data: dict[str, Any]) -> pipeline.TurnSpec:
