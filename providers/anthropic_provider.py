@@ -34,7 +34,6 @@ from providers.types import (
     TextDelta,
     ToolCall,
     ToolCallComplete,
-    ToolCallDelta,
     Usage,
     UsageEvent,
 )
@@ -158,23 +157,13 @@ class AnthropicProvider(Provider):
                         if delta.type == "text_delta":
                             yield TextDelta(delta.text)
                         elif delta.type == "input_json_delta" and event.index in tools:
-                            state = tools[event.index]
-                            state["json"].append(delta.partial_json)
-                            if delta.partial_json:
-                                yield ToolCallDelta(state["n"], None, None, delta.partial_json)
+                            tools[event.index]["json"].append(delta.partial_json)
                     elif kind == "content_block_start":
                         block = event.content_block
                         if block.type == "text" and block.text:
                             yield TextDelta(block.text)
                         elif block.type == "tool_use":
-                            n = len(tools)
-                            tools[event.index] = {
-                                "n": n,
-                                "id": block.id,
-                                "name": block.name,
-                                "json": [],
-                            }
-                            yield ToolCallDelta(n, block.id, block.name, "")
+                            tools[event.index] = {"id": block.id, "name": block.name, "json": []}
                     elif kind == "content_block_stop" and event.index in tools:
                         state = tools[event.index]
                         args = parse_arguments("".join(state["json"]))

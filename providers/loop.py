@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Literal, Protocol
+from typing import Protocol
 
 from llmwrapper.observability.genai import observe_provider_call
 from providers.errors import ProviderError
@@ -52,7 +52,6 @@ class ToolResult:
     call: ToolCall
     outcome: ToolOutcome
     latency_ms: int
-    kind: ClassVar[Literal["tool_result"]] = "tool_result"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +66,6 @@ class RoundCompleted:
     model: str
     latency_ms: int
     first_token_ms: int | None
-    kind: ClassVar[Literal["round"]] = "round"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +79,6 @@ class TurnCompleted:
     pending_tool_calls: tuple[ToolCall, ...] = ()
     rounds: int = 1
     round_limit_reached: bool = False
-    kind: ClassVar[Literal["turn"]] = "turn"
 
 
 LoopEvent = TextDelta | ToolCallComplete | ToolResult | RoundCompleted | TurnCompleted

@@ -36,7 +36,6 @@ from providers.types import (
     TextDelta,
     ToolCall,
     ToolCallComplete,
-    ToolCallDelta,
     Usage,
     UsageEvent,
 )
@@ -147,10 +146,7 @@ class OllamaProvider(Provider):
                     if message.get("content"):
                         yield TextDelta(message["content"])
                     for raw in message.get("tool_calls") or ():
-                        call = _tool_call(raw)
-                        fragment = json.dumps(call.arguments)
-                        yield ToolCallDelta(calls_seen, call.id, call.name, fragment)
-                        yield ToolCallComplete(call)
+                        yield ToolCallComplete(_tool_call(raw))
                         calls_seen += 1
                     if data.get("done"):
                         final = data

@@ -35,7 +35,6 @@ from providers.types import (
     TextDelta,
     ToolCall,
     ToolCallComplete,
-    ToolCallDelta,
     Usage,
     UsageEvent,
 )
@@ -190,7 +189,6 @@ class OpenAIProvider(Provider):
                         state["id"] = state["id"] or tc.id
                         state["name"] = state["name"] or name
                         state["args"].append(fragment)
-                        yield ToolCallDelta(tc.index, tc.id, name, fragment)
                     if choice.finish_reason is not None:
                         finish = choice.finish_reason
                         saw_calls = saw_calls or bool(calls)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Literal
 
 from providers.errors import ProviderStreamInterruptedError
 
@@ -76,44 +76,31 @@ class Usage:
         )
 
 
-# Stream events. `kind` is a class attribute so that transports can switch on it without
-# isinstance chains, and so it never has to be passed when building an event.
+# Stream events. A provider's stream yields text and whole tool calls as they come, then
+# one UsageEvent and one Finished.
 
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
-    kind: ClassVar[Literal["text"]] = "text"
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallDelta:
-    index: int
-    id: str | None
-    name: str | None
-    arguments_fragment: str
-    kind: ClassVar[Literal["tool_call_delta"]] = "tool_call_delta"
 
 
 @dataclass(frozen=True, slots=True)
 class ToolCallComplete:
     call: ToolCall
-    kind: ClassVar[Literal["tool_call"]] = "tool_call"
 
 
 @dataclass(frozen=True, slots=True)
 class UsageEvent:
     usage: Usage
-    kind: ClassVar[Literal["usage"]] = "usage"
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
     reason: FinishReason
-    kind: ClassVar[Literal["finish"]] = "finish"
 
 
-StreamEvent = TextDelta | ToolCallDelta | ToolCallComplete | UsageEvent | Finished
+StreamEvent = TextDelta | ToolCallComplete | UsageEvent | Finished
 
 
 @dataclass(frozen=True, slots=True)

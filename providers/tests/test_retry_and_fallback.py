@@ -86,6 +86,23 @@ async def test_cut_before_any_text_is_retried_transparently(pair):
     assert len(primary.fake.chat_requests()) == 2
 
 
+@pytest.mark.parametrize("name", ["openai", "anthropic"])
+async def test_cut_while_tool_arguments_arrive_is_retried(make_upstream, name):
+    upstream = make_upstream(name)
+    call = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    upstream.fake.enqueue(tool_calls=[call], cut_after_chunks=2)
+    upstream.fake.enqueue(tool_calls=[call])
+
+    result = await collect(
+        stream_with_retries([(upstream.provider, ask())], FAST), provider="p", model="m"
+    )
+
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+    assert len(upstream.fake.chat_requests()) == 2
+
+
 async def test_no_fallback_for_a_request_the_vendor_rejects(pair):
     primary, fallback = pair
     primary.fake.enqueue(status=400, error_message="bad schema")

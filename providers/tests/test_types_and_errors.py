@@ -23,7 +23,6 @@ from providers.types import (
     TextDelta,
     ToolCall,
     ToolCallComplete,
-    ToolCallDelta,
     ToolSpec,
     Usage,
     UsageEvent,
@@ -87,7 +86,6 @@ async def test_collect_folds_a_stream_into_a_result():
     result = await collect(
         _events(
             TextDelta("Hel"),
-            ToolCallDelta(0, "call_1", "search", '{"q"'),
             TextDelta("lo"),
             ToolCallComplete(call),
             UsageEvent(Usage(5, 2)),
@@ -109,17 +107,6 @@ async def test_collect_folds_a_stream_into_a_result():
 async def test_collect_refuses_a_stream_that_never_finished():
     with pytest.raises(ProviderStreamInterruptedError):
         await collect(_events(TextDelta("partial")), provider="p", model="m")
-
-
-def test_events_carry_their_kind():
-    kinds = [
-        TextDelta("x").kind,
-        ToolCallDelta(0, None, None, "").kind,
-        ToolCallComplete(ToolCall("i", "n", {})).kind,
-        UsageEvent(Usage()).kind,
-        Finished("stop").kind,
-    ]
-    assert kinds == ["text", "tool_call_delta", "tool_call", "usage", "finish"]
 
 
 def test_usage_adds_up_across_calls():

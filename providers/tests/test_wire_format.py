@@ -7,7 +7,7 @@ import json
 import pytest
 
 from providers.tests.conftest import WEATHER, Upstream, ask
-from providers.types import ChatRequest, GenerationParams, Message
+from providers.types import ChatRequest, Finished, GenerationParams, Message
 
 PARIS = {"name": "get_weather", "arguments": {"city": "Paris"}}
 OSLO = {"name": "get_weather", "arguments": {"city": "Oslo"}}
@@ -207,4 +207,4 @@ async def test_ollama_streams_ndjson_with_options_and_json_format(upstream: Upst
     assert body["stream"] is True
     assert body["options"] == {"temperature": 0.1, "top_p": 0.9}
     assert body["format"] == "json"
-    assert events[-1].kind == "finish"
+    assert isinstance(events[-1], Finished)
