@@ -8,6 +8,7 @@ consecutive turns of one role are merged because the API wants them alternating.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import anthropic
@@ -145,7 +146,7 @@ class AnthropicProvider(Provider):
             raise self._error(exc, streaming=False) from exc
 
         tools: dict[int, dict[str, Any]] = {}  # content block index -> tool state
-        input_tokens = output_tokens = 0
+        usage = Usage()
         stop_reason: str | None = None
         stopped = False
         try:
@@ -170,13 +171,9 @@ class AnthropicProvider(Provider):
                         yield ToolCallComplete(ToolCall(state["id"], state["name"], args))
                     elif kind == "message_start":
                         usage = _usage(event.message.usage)
-                        input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
                     elif kind == "message_delta":
                         stop_reason = event.delta.stop_reason or stop_reason
-                        # message_delta usage is cumulative; input may be restated.
-                        if event.usage.input_tokens is not None:
-                            input_tokens = _usage(event.usage).input_tokens
-                        output_tokens = event.usage.output_tokens or output_tokens
+                        usage = _cumulative(usage, event.usage)
                     elif kind == "message_stop":
                         stopped = True
         except Exception as exc:
@@ -185,7 +182,7 @@ class AnthropicProvider(Provider):
             raise ProviderStreamInterruptedError(
                 "The response stream ended before the model finished", provider=self.name
             )
-        yield UsageEvent(Usage(input_tokens, output_tokens))
+        yield UsageEvent(usage)
         yield Finished(_STOP.get(stop_reason or "end_turn", "stop"))
 
     async def list_models(self) -> list[str]:
@@ -282,3 +279,12 @@ def _usage(usage: Any) -> Usage:
         + (getattr(usage, "cache_read_input_tokens", None) or 0)
     )
     return Usage(inputs, usage.output_tokens or 0)
+
+
+def _cumulative(usage: Usage, delta: Any) -> Usage:
+    """`usage` after a message_delta, whose counts are totals so far; it restates the
+    input count only sometimes."""
+    inputs = usage.input_tokens if delta.input_tokens is None else _usage(delta).input_tokens
+    return replace(
+        usage, input_tokens=inputs, output_tokens=delta.output_tokens or usage.output_tokens
+    )

@@ -192,12 +192,7 @@ async def _one_round(
                     usage = event.usage
                 elif isinstance(event, Finished):
                     finish = event.reason
-        call.complete(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            finish_reason=finish,
-            first_token_ms=first_token_ms,
-        )
+        call.complete(usage, finish_reason=finish, first_token_ms=first_token_ms)
     yield RoundCompleted(
         "".join(parts),
         tuple(calls),

@@ -69,6 +69,10 @@ class Usage:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def record_fields(self) -> dict[str, int]:
+        """The counts as a call record stores them (`LlmCall`, chat messages, request logs)."""
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
     def __add__(self, other: Usage) -> Usage:
         # A tool loop makes several calls; the chat reports their sum.
         return Usage(

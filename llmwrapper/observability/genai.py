@@ -55,15 +55,8 @@ class ProviderCall:
             return stream
         return _WithSpan(stream, self.span)
 
-    def complete(
-        self,
-        *,
-        input_tokens: int,
-        output_tokens: int,
-        finish_reason: str,
-        first_token_ms: int | None,
-    ) -> None:
-        """The stream ended normally."""
+    def complete(self, usage: Any, *, finish_reason: str, first_token_ms: int | None) -> None:
+        """The stream ended normally; `usage` is its `providers.types.Usage`."""
         self.completed = True
         elapsed = time.perf_counter() - self.started
         provider = self.stream.provider or self.provider
@@ -74,11 +67,11 @@ class ProviderCall:
         metrics.PROVIDER_DURATION.labels(provider, label).observe(elapsed)
         if first_token_ms is not None:
             metrics.PROVIDER_FIRST_TOKEN.labels(provider, label).observe(first_token_ms / 1000)
-        if input_tokens:
-            metrics.PROVIDER_TOKENS.labels(provider, label, "input").inc(input_tokens)
-        if output_tokens:
-            metrics.PROVIDER_TOKENS.labels(provider, label, "output").inc(output_tokens)
-        note_llm_call(LlmCallNote(provider, model, input_tokens, output_tokens))
+        if usage.input_tokens:
+            metrics.PROVIDER_TOKENS.labels(provider, label, "input").inc(usage.input_tokens)
+        if usage.output_tokens:
+            metrics.PROVIDER_TOKENS.labels(provider, label, "output").inc(usage.output_tokens)
+        note_llm_call(LlmCallNote(provider, model, **usage.record_fields()))
         span = self.span
         if span.is_recording():
             if provider != self.provider:  # a fallback answered
@@ -91,8 +84,8 @@ class ProviderCall:
             span.set_attributes(
                 {
                     "gen_ai.response.model": model,
-                    "gen_ai.usage.input_tokens": input_tokens,
-                    "gen_ai.usage.output_tokens": output_tokens,
+                    "gen_ai.usage.input_tokens": usage.input_tokens,
+                    "gen_ai.usage.output_tokens": usage.output_tokens,
                     "gen_ai.response.finish_reasons": [finish_reason],
                     "llmwrapper.attempts": self.stream.attempts,
                 }
@@ -144,7 +137,7 @@ class ProviderCall:
 def observe_provider_call(stream: Any) -> Iterator[ProviderCall]:
     """Span, metrics and request-log figures for one model call.
 
-    The body calls `call.complete(...)` once the stream has ended; leaving the block
+    The body calls `call.complete(usage, ...)` once the stream has ended; leaving the block
     with an exception (including the consumer closing the generator) records a failure.
     """
     call = ProviderCall(stream)

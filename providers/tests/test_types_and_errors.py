@@ -114,6 +114,10 @@ def test_usage_adds_up_across_calls():
     assert (Usage(3, 4) + Usage(1, 1)).total_tokens == 9
 
 
+def test_usage_gives_the_fields_of_a_call_record():
+    assert Usage(3, 4).record_fields() == {"input_tokens": 3, "output_tokens": 4}
+
+
 def test_error_dict_has_the_shared_shape_with_provider_details():
     error = error_from_status(429, "slow down", provider="openai", retry_after=2.0)
 
