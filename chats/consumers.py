@@ -29,7 +29,7 @@ import contextlib
 import json
 import logging
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -43,7 +43,6 @@ from rest_framework.exceptions import APIException, NotAuthenticated
 
 import pipeline
 from chats import fanout, selectors, turns
-from chats.models import Chat, Message
 from chats.serializers import SendMessageSerializer
 from llmwrapper import safejson
 from llmwrapper.auth import authenticate_raw_key, parse_bearer
@@ -95,12 +94,12 @@ class _Send:
     """One `message.send` in progress, as this socket has seen it."""
 
     task: asyncio.Task | None = None
+    turn: pipeline.Turn | None = None
     started: bool = False  # its first `message.created` went out: cancel may interrupt it
     cancel_requested: bool = False
     ending: bool = False  # its terminal event is on its way: too late to cancel
     ended: bool = False
-    message_ids: list[str] = field(default_factory=list)
-    input_messages: list[dict[str, Any]] = field(default_factory=list)
+    last_message_id: str | None = None
 
     def cancel(self) -> None:
         self.cancel_requested = True
@@ -110,41 +109,11 @@ class _Send:
     def saw(self, name: str, data: dict[str, Any]) -> None:
         if name == "message.created":
             self.started = True
-            self.message_ids.append(str(data["message"]["id"]))
-            self.input_messages = data.get("input_messages") or self.input_messages
+            self.last_message_id = str(data["message"]["id"])
         elif name == "tool_result":
-            self.message_ids.append(str(data["message_id"]))
+            self.last_message_id = str(data["message_id"])
         elif name in TERMINAL_EVENTS:
             self.ending = True
-
-
-def interrupted_completion(
-    chat: Chat, *, message_ids: list[str], input_messages: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The `message.completed` event of a cancelled send, read back from the messages it
-    stored, so the frame says exactly what the chat now holds."""
-    messages = list(selectors.message_list(chat=chat).filter(id__in=message_ids))
-    answers = [m for m in messages if m.role == Message.Role.ASSISTANT]
-    final = answers[-1]
-    input_tokens = sum(m.input_tokens or 0 for m in answers)
-    output_tokens = sum(m.output_tokens or 0 for m in answers)
-    return {
-        "chat_id": str(chat.id),
-        "status": Message.Status.INTERRUPTED.value,
-        "message": turns.serialize(final),
-        "messages": [turns.serialize(m) for m in messages],
-        "input_messages": input_messages,
-        "usage": {
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "total_tokens": input_tokens + output_tokens,
-        },
-        "finish_reason": final.finish_reason or None,
-        "provider": final.provider,
-        "model": final.model,
-        "tool_calls": [],
-        "round_limit_reached": False,
-    }
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -335,7 +304,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             # Each send over the socket counts as a request against the key's limits.
             await database_sync_to_async(check_request)(self.key)
-            turn = await pipeline.start(turns.send_spec(chat=self.chat, key=self.key, data=data))
+            send.turn = await pipeline.start(
+                turns.send_spec(chat=self.chat, key=self.key, data=data)
+            )
         except ApplicationError as exc:
             await self._own_event(send, "error", exc.to_dict()["error"])
             return
@@ -346,7 +317,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             body = error_body("validation_error", "Invalid tools.", {"tools": [str(exc)]})
             await self._own_event(send, "error", body["error"])
             return
-        events = turns.chat_events(turn, origin=self.channel_name)
+        events = turns.chat_events(send.turn, origin=self.channel_name)
         async with aclosing(events):
             async for name, event in events:
                 await self._own_event(send, name, event)
@@ -363,18 +334,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Give a send that stopped without its terminal frame one, here and to viewers."""
         failure = None if send.task is None or send.task.cancelled() else send.task.exception()
         name, data = "error", error_body("internal_error", MESSAGE_500)["error"]
-        if send.message_ids:
-            data["details"] = {"message_id": send.message_ids[-1]}
+        if send.last_message_id:
+            data["details"] = {"message_id": send.last_message_id}
+        stopped = send.turn.interrupted() if send.turn is not None else None
         if failure is not None:
             logger.error("chat socket send failed", exc_info=failure)
-        elif send.cancel_requested and send.message_ids:
-            try:
-                data = await database_sync_to_async(interrupted_completion)(
-                    self.chat, message_ids=send.message_ids, input_messages=send.input_messages
-                )
-                name = "message.completed"
-            except Exception:
-                logger.exception("chat socket could not read a cancelled send back")
+        elif send.cancel_requested and stopped is not None:
+            name, data = (
+                "message.completed",
+                turns.interrupted_completion(str(self.chat.id), stopped),
+            )
         if send.started:
             await fanout.publish(self.chat.id, name, data, origin=self.channel_name)
         with contextlib.suppress(Exception):  # the socket may be gone with the failure

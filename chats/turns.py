@@ -101,6 +101,24 @@ def _format(chat_id: str, event: pipeline.Event) -> tuple[str, dict] | None:
     return None
 
 
+def interrupted_completion(chat_id: str, event: pipeline.Interrupted) -> dict[str, Any]:
+    """The `message.completed` of a send its client cancelled: what the chat now holds."""
+    final = event.message
+    return {
+        "chat_id": chat_id,
+        "status": Message.Status.INTERRUPTED.value,
+        "message": serialize(final),
+        "messages": [serialize(m) for m in event.messages],
+        "input_messages": [serialize(m) for m in event.input_messages],
+        "usage": wire.usage_to_api(event.usage),
+        "finish_reason": final.finish_reason or None,
+        "provider": final.provider,
+        "model": final.model,
+        "tool_calls": [],
+        "round_limit_reached": False,
+    }
+
+
 def completion(chat_id: str, event: pipeline.Completed) -> dict[str, Any]:
     turn = event.turn
     return {

@@ -11,7 +11,7 @@ from typing import Any
 
 from providers.gateway import Target
 from providers.loop import ToolResult, TurnCompleted
-from providers.types import ToolCall
+from providers.types import ToolCall, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,16 @@ class TurnError:
 class Failed:
     error: TurnError
     message: Any = None  # the assistant message left unfinished, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """What a chat turn that its consumer stopped left stored (`Turn.interrupted`)."""
+
+    message: Any  # the newest assistant message, with the text it had
+    messages: tuple[Any, ...]
+    input_messages: tuple[Any, ...]
+    usage: Usage
 
 
 Event = Started | AssistantOpened | Delta | ToolCalled | ToolRan | Completed | Failed

@@ -34,6 +34,7 @@ from pipeline.events import (
     Delta,
     Event,
     Failed,
+    Interrupted,
     Started,
     ToolCalled,
     ToolRan,
@@ -44,7 +45,7 @@ from pipeline.spec import ChatExchange, ChatSend, TurnSpec
 from providers import gateway, wire
 from providers.errors import ProviderError
 from providers.loop import RoundCompleted, ToolExecutor, ToolResult, TurnCompleted, run_turn
-from providers.types import ChatRequest, TextDelta, ToolCallComplete
+from providers.types import ChatRequest, TextDelta, ToolCallComplete, Usage
 from tenants import limits
 from tools.executor import executor_for
 
@@ -67,6 +68,18 @@ class Turn:
         if self.executor is None or any(t.name == name for t in self.spec.tools):
             return False
         return self.executor.handles(name)
+
+    def interrupted(self) -> Interrupted | None:
+        """After the consumer stopped `events` (closed or cancelled it), what the chat
+        holds of the turn; None outside a chat or before anything was stored."""
+        progress = self.progress
+        if progress is None or progress.last is None:
+            return None
+        usage = Usage()
+        for message in progress.created:
+            if message.role == "assistant":
+                usage = usage + Usage(message.input_tokens or 0, message.output_tokens or 0)
+        return Interrupted(progress.last, tuple(progress.created), progress.input_messages, usage)
 
     async def events(self, *, streaming: bool = True) -> AsyncIterator[Event]:
         """Run the turn (see the module docstring). `streaming=False` when nobody
