@@ -23,6 +23,7 @@ from providers.registry import (
 )
 from providers.retry import ProviderChain, RetryPolicy
 from providers.types import ChatRequest
+from providers.wrapper import WithModel
 
 _SETTING_NAMES = (
     "OPENAI_API_KEY",
@@ -119,7 +120,8 @@ def parse_targets(specs: Iterable[str]) -> list[Target]:
 
 
 def chain_factory(primary: Target, fallbacks: Sequence[Target] = ()):  # type: ignore[no-untyped-def]
-    """A `chain_for(request)` for the tool loop: primary first, then fallbacks.
+    """A `chain_for(request)` for the tool loop: primary first, then fallbacks, each
+    asking for its target's model.
 
     Unconfigured providers raise for the primary (the caller asked for it) and are
     skipped among fallbacks.
@@ -128,19 +130,13 @@ def chain_factory(primary: Target, fallbacks: Sequence[Target] = ()):  # type: i
     targets = [primary, *(t for t in fallbacks if t != primary)]
 
     def chain_for(request: ChatRequest) -> ProviderChain:
-        chain: ProviderChain = [(reg.get(primary.provider), _for(request, primary))]
+        chain: ProviderChain = [WithModel(reg.get(primary.provider), primary.model)]
         for target in targets[1:]:
             if reg.is_configured(target.provider):
-                chain.append((reg.get(target.provider), _for(request, target)))
+                chain.append(WithModel(reg.get(target.provider), target.model))
         return chain
 
     return chain_for
-
-
-def _for(request: ChatRequest, target: Target) -> ChatRequest:
-    from dataclasses import replace
-
-    return replace(request, model=target.model)
 
 
 def default_fallbacks() -> list[Target]:

@@ -15,10 +15,11 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from llmwrapper.observability.genai import observe_provider_call
 from providers.errors import ProviderError
-from providers.retry import ProviderChain, RetryPolicy, stream_with_retries
+from providers.observed import Observed
+from providers.retry import ProviderChain, RetryPolicy, resilient
 from providers.types import (
+    AttemptStarted,
     ChatRequest,
     Finished,
     Message,
@@ -29,6 +30,7 @@ from providers.types import (
     Usage,
     UsageEvent,
 )
+from providers.wrapper import events_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,8 @@ async def run_turn(
     executor: ToolExecutor | None = None,
     options: TurnOptions | None = None,
 ) -> AsyncIterator[LoopEvent]:
-    """Run one turn. `chain_for(request)` gives the provider chain (primary + fallbacks).
+    """Run one turn. `chain_for(request)` gives the provider chain (primary + fallbacks);
+    each model call runs through it as `Observed(resilient(chain, options.policy))`.
 
     Provider errors propagate; events already yielded stay delivered, so the caller can
     keep the partial answer.
@@ -115,10 +118,14 @@ async def run_turn(
     total = Usage()
     for round_number in range(1, options.max_rounds + 1):
         round_ = None
-        async for event in _one_round(request, chain_for, options.policy, options.streaming):
-            if isinstance(event, RoundCompleted):
-                round_ = event
-            yield event
+        # Closed with the turn: a client gone mid-answer ends the model call at once.
+        async with aclosing(
+            _one_round(request, chain_for, options.policy, options.streaming)
+        ) as events:
+            async for event in events:
+                if isinstance(event, RoundCompleted):
+                    round_ = event
+                yield event
         assert round_ is not None
         total = total + round_.usage
         server_calls, client_calls = _split(round_.tool_calls, executor, client_names)
@@ -172,34 +179,33 @@ async def _one_round(
     calls: list[ToolCall] = []
     usage = Usage()
     finish = "stop"
-    stream = stream_with_retries(chain_for(request), policy, streaming=streaming)
-    # A span, metrics and the request log's figures for this call; a failure or the
-    # consumer closing this generator leaves the block with an exception.
-    with observe_provider_call(stream) as call:
-        async with aclosing(stream):
-            async for event in call.events(stream):
-                if isinstance(event, TextDelta):
-                    if first_token_ms is None:
-                        first_token_ms = _ms_since(started)
-                    parts.append(event.text)
-                    yield event
-                elif isinstance(event, ToolCallComplete):
-                    if first_token_ms is None:
-                        first_token_ms = _ms_since(started)
-                    calls.append(event.call)
-                    yield event
-                elif isinstance(event, UsageEvent):
-                    usage = event.usage
-                elif isinstance(event, Finished):
-                    finish = event.reason
-        call.complete(usage, finish_reason=finish, first_token_ms=first_token_ms)
+    provider = Observed(resilient(chain_for(request), policy))
+    answered_by, answered_model = provider.name, provider.model_for(request)
+    async with aclosing(events_of(provider, request, streaming=streaming)) as events:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                if first_token_ms is None:
+                    first_token_ms = _ms_since(started)
+                parts.append(event.text)
+                yield event
+            elif isinstance(event, ToolCallComplete):
+                if first_token_ms is None:
+                    first_token_ms = _ms_since(started)
+                calls.append(event.call)
+                yield event
+            elif isinstance(event, UsageEvent):
+                usage = event.usage
+            elif isinstance(event, Finished):
+                finish = event.reason
+            elif isinstance(event, AttemptStarted):
+                answered_by, answered_model = event.provider, event.model
     yield RoundCompleted(
         "".join(parts),
         tuple(calls),
         usage,
         finish,
-        stream.provider or "",
-        stream.model or request.model,
+        answered_by,
+        answered_model,
         _ms_since(started),
         first_token_ms,
     )

@@ -1,33 +1,37 @@
-"""Retries with backoff, and fallback along a chain of (provider, request) pairs.
+"""Retries with backoff, fallback along a chain of providers, and the total time of one
+model call: each a provider wrapping a provider.
+
+`resilient(chain, policy)` stacks them for the tool loop:
+`WithDeadline(WithFallbacks([Retrying(p, policy) for p in chain]), policy.total_timeout)`.
 
 Rules, for both streaming and non-streaming calls:
-- Retryable errors (429, 408/409, 5xx, timeouts, connection failures, streams cut off
-  before anything was delivered) are retried up to `max_retries` times per provider,
-  with exponential backoff and full jitter; a Retry-After from the vendor replaces the
-  computed delay, capped at `max_delay`. Other 4xx are never retried.
-- When a provider gives up (retries exhausted or a non-retryable error), the next pair
-  in the chain is tried, except after `ProviderBadRequestError`: the caller's request
-  is at fault and another vendor would only hide the real error.
-- Once any event has been yielded to the caller, nothing is retried or switched: the
-  error is raised as is, and the caller reports it (a partial answer cannot be undone).
-  A stream that ends without a `Finished` event raises `ProviderStreamInterruptedError`.
-- When every provider failed, the last error is raised; all errors are kept in order.
+- `Retrying`: retryable errors (429, 408/409, 5xx, timeouts, connection failures,
+  streams cut off before any output) are retried up to `max_retries` times, with
+  exponential backoff and full jitter; a Retry-After from the vendor replaces the
+  computed delay, capped at `max_delay`. Other 4xx are never retried. A stream that
+  ends without a `Finished` event raises `ProviderStreamInterruptedError`.
+- `WithFallbacks`: when a provider gives up (retries exhausted or a non-retryable
+  error), the next one in the chain is tried, except after `ProviderBadRequestError`:
+  the caller's request is at fault and another vendor would only hide the real error.
+  When every provider failed, the last error is raised.
+- Once any output (text, a tool call, usage, the finish) has been yielded, nothing is
+  retried or switched: the error is raised as is, and the caller reports it (a partial
+  answer cannot be undone).
 
-Deadlines: one model call (every attempt on every provider of the chain) ends within
-`policy.total_timeout` seconds of its start; when they run out, the call raises
-`ProviderTimeoutError` (504), also mid-stream. Fallbacks get what is left of that time,
-not a fresh allowance: the client waits at most the total, however long the chain.
-An attempt (a retry or a fallback) starts only when the time left exceeds its backoff
-pause plus the provider's idle limit (`ProviderConfig.idle_timeout`, enforced by the
-adapters on every stream through `Provider.wire_events`): a shorter attempt would be
-cut off before it could answer, and would only cost the vendor a request; the error at
-hand is raised instead. In a tool loop, each model call has its own deadline.
+Deadlines: `WithDeadline` ends one model call (every attempt on every provider of the
+chain) within its seconds; when they run out, the call raises `ProviderTimeoutError`
+(504), also mid-stream. Fallbacks get what is left of that time, not a fresh allowance:
+the client waits at most the total, however long the chain. An attempt (a retry or a
+fallback) starts only when the time left exceeds its backoff pause plus the provider's
+idle limit (`ProviderConfig.idle_timeout`, enforced by the adapters on every stream
+through `Provider.wire_events`): a shorter attempt would be cut off before it could
+answer, and would only cost the vendor a request; the error at hand is raised instead,
+and the call makes no further attempt. In a tool loop, each model call has its own
+deadline.
 
-Which provider answered: `stream_with_retries` returns a `ResilientStream`, an async
-iterator of events whose `provider` and `model` attributes are set just before its
-first event is yielded (and `attempts` / `errors` record the way there).
-`complete_with_retries` returns a `ChatResult`, whose `provider` and `model` already
-name the answering provider.
+The way to the answer is in the stream, as attempt events (`providers.types`):
+`Retrying` yields `AttemptStarted` before each attempt and `AttemptFailed` before each
+retry, `WithFallbacks` yields `AttemptFailed` before trying the next provider.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -47,11 +52,20 @@ from providers.errors import (
     ProviderStreamInterruptedError,
     ProviderTimeoutError,
 )
-from providers.types import ChatRequest, ChatResult, Finished, StreamEvent
+from providers.types import (
+    AttemptFailed,
+    AttemptStarted,
+    ChatRequest,
+    Finished,
+    OutputEvent,
+    StreamEvent,
+)
+from providers.wrapper import WrapperProvider, events_of
 
 logger = logging.getLogger(__name__)
 
-ProviderChain = list[tuple[Provider, ChatRequest]]
+# Primary first; each provider asks for its own model (see `providers.wrapper.WithModel`).
+ProviderChain = list[Provider]
 T = TypeVar("T")
 
 
@@ -79,45 +93,59 @@ def _may_fall_back(error: ProviderError) -> bool:
     return not isinstance(error, ProviderBadRequestError)
 
 
+_current_deadline: ContextVar[Deadline | None] = ContextVar("provider_deadline", default=None)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
 class Deadline:
     """The end of one model call's time, shared by all its attempts and fallbacks."""
 
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds if seconds and seconds > 0 else None
-        loop = asyncio.get_running_loop()
-        self.when = None if self.seconds is None else loop.time() + self.seconds
-        self._loop = loop
+        self.when = None if self.seconds is None else _now() + self.seconds
+        self._spent = False
+
+    @staticmethod
+    def current() -> Deadline:
+        """The deadline of the call under way (a `WithDeadline` reading its provider's
+        events makes its own current), or none."""
+        return _current_deadline.get() or Deadline(None)
 
     def remaining(self) -> float:
-        return float("inf") if self.when is None else self.when - self._loop.time()
+        return float("inf") if self.when is None else self.when - _now()
 
     def allows(self, provider: Provider, pause: float = 0.0) -> bool:
-        """Whether an attempt on `provider` after `pause` seconds could still answer."""
-        return self.remaining() > pause + (provider.config.idle_timeout or 0.0)
+        """Whether an attempt on `provider` after `pause` seconds could still answer.
+        Once the answer is no, it stays no: the call makes no further attempt."""
+        idle = provider.config.idle_timeout or 0.0
+        self._spent = self._spent or self.remaining() <= pause + idle
+        return not self._spent
 
-    async def run(self, awaitable: Awaitable[T], provider: Provider) -> T:
-        """Await within the deadline, or raise `ProviderTimeoutError` for `provider`."""
-        if self.when is None:
-            return await awaitable
+    async def next(self, events: AsyncIterator[T], provider: str) -> T | None:
+        """The next item of `events` within the deadline, or None at their end; past
+        the deadline, `ProviderTimeoutError` for `provider`."""
+        token = _current_deadline.set(self)
         try:
+            if self.when is None:
+                return await anext(events)
             async with asyncio.timeout_at(self.when) as scope:
-                return await awaitable
-        except TimeoutError:
-            if not scope.expired():
-                raise
-            raise self.error(provider) from None
-
-    async def next(self, events: AsyncIterator[T], provider: Provider) -> T | None:
-        """The next item of `events` within the deadline; None at its end."""
-        try:
-            return await self.run(anext(events), provider)
+                return await anext(events)
         except StopAsyncIteration:
             return None
+        except TimeoutError:
+            if self.when is None or not scope.expired():
+                raise
+            raise self.error(provider) from None
+        finally:
+            _current_deadline.reset(token)
 
-    def error(self, provider: Provider) -> ProviderTimeoutError:
+    def error(self, provider: str) -> ProviderTimeoutError:
         return ProviderTimeoutError(
-            f"Provider '{provider.name}' did not finish within {self.seconds:g}s",
-            provider=provider.name,
+            f"Provider '{provider}' did not finish within {self.seconds:g}s",
+            provider=provider,
             details={"timeout": "total", "timeout_s": self.seconds},
         )
 
@@ -134,106 +162,89 @@ async def _pause(provider: Provider, attempt: int, error: ProviderError, delay: 
     await asyncio.sleep(delay)
 
 
-class ResilientStream:
-    """Events from the first provider of the chain that manages to answer."""
+class Retrying(WrapperProvider):
+    """`wrapped`, its failures retried with backoff until it answers or gives up."""
 
-    def __init__(
-        self, chain: ProviderChain, policy: RetryPolicy | None = None, *, streaming: bool = True
-    ) -> None:
-        if not chain:
-            raise ValueError("stream_with_retries needs at least one provider")
-        self.chain = list(chain)
-        # Not streaming: each provider answers with one non-streaming call, as events.
-        self.streaming = streaming
+    def __init__(self, wrapped: Provider, policy: RetryPolicy | None = None) -> None:
+        super().__init__(wrapped)
         self.policy = policy or RetryPolicy()
-        self.provider: str | None = None
-        self.model: str | None = None
-        self.attempts = 0
-        self.errors: list[ProviderError] = []
-        self._events = self._run()
 
-    def __aiter__(self) -> ResilientStream:
-        return self
-
-    async def __anext__(self) -> StreamEvent:
-        return await self._events.__anext__()
-
-    async def aclose(self) -> None:
-        """Stop early (client gone): closes the upstream response too."""
-        await self._events.aclose()
-
-    async def _run(self) -> AsyncGenerator[StreamEvent, None]:
-        deadline = Deadline(self.policy.total_timeout)
-        for position, (provider, request) in enumerate(self.chain):
-            if position and not deadline.allows(provider):
-                raise self.errors[-1]
-            error: ProviderError | None = None
-            for attempt in range(self.policy.max_retries + 1):
-                self.attempts += 1
-                delivered = finished = False
-                try:
-                    source = provider.stream if self.streaming else provider.result_events
-                    async with aclosing(source(request)) as events:
-                        while (event := await deadline.next(events, provider)) is not None:
-                            if not delivered:
-                                self.provider = provider.name
-                                self.model = provider.model_for(request)
-                                delivered = True
-                            finished = finished or isinstance(event, Finished)
-                            yield event
-                    if not finished:
-                        raise ProviderStreamInterruptedError(
-                            "The response stream ended before the model finished",
-                            provider=provider.name,
-                        )
-                    return
-                except ProviderError as exc:
-                    if delivered:
-                        raise
-                    error = exc
-                    self.errors.append(exc)
-                    if not _should_retry(exc, attempt, self.policy):
-                        break
-                    delay = self.policy.delay(attempt, exc)
-                    if not deadline.allows(provider, delay):
-                        raise
-                    await _pause(provider, attempt, exc, delay)
-            assert error is not None
-            if not _may_fall_back(error):
-                raise error
-        raise self.errors[-1]
-
-
-def stream_with_retries(
-    provider_chain: ProviderChain, policy: RetryPolicy | None = None, *, streaming: bool = True
-) -> ResilientStream:
-    """Stream from the first provider that answers; see the module docstring."""
-    return ResilientStream(provider_chain, policy, streaming=streaming)
-
-
-async def complete_with_retries(
-    provider_chain: ProviderChain, policy: RetryPolicy | None = None
-) -> ChatResult:
-    """One completion from the first provider that answers; see the module docstring."""
-    if not provider_chain:
-        raise ValueError("complete_with_retries needs at least one provider")
-    policy = policy or RetryPolicy()
-    deadline = Deadline(policy.total_timeout)
-    errors: list[ProviderError] = []
-    for position, (provider, request) in enumerate(provider_chain):
-        if position and not deadline.allows(provider):
-            raise errors[-1]
+    async def _events(self, request: ChatRequest, *, streaming: bool) -> AsyncIterator[StreamEvent]:
+        provider, policy = self.wrapped, self.policy
+        started = AttemptStarted(provider.name, provider.model_for(request), provider.config.kind)
         for attempt in range(policy.max_retries + 1):
+            yield started
+            delivered = finished = False
             try:
-                return await deadline.run(provider.complete(request), provider)
+                async with aclosing(events_of(provider, request, streaming=streaming)) as events:
+                    async for event in events:
+                        delivered = delivered or isinstance(event, OutputEvent)
+                        finished = finished or isinstance(event, Finished)
+                        yield event
+                if not finished:
+                    raise ProviderStreamInterruptedError(
+                        "The response stream ended before the model finished",
+                        provider=provider.name,
+                    )
+                return
             except ProviderError as exc:
-                errors.append(exc)
-                if not _should_retry(exc, attempt, policy):
-                    break
-                delay = policy.delay(attempt, exc)
-                if not deadline.allows(provider, delay):
+                if delivered or not _should_retry(exc, attempt, policy):
                     raise
+                delay = policy.delay(attempt, exc)
+                if not Deadline.current().allows(provider, delay):
+                    raise
+                yield AttemptFailed(exc)
                 await _pause(provider, attempt, exc, delay)
-        if not _may_fall_back(errors[-1]):
-            raise errors[-1]
-    raise errors[-1]
+
+
+class WithFallbacks(WrapperProvider):
+    """The first of `members` that answers, tried in order; it describes itself as the
+    first. Members are usually `Retrying` providers, which report their attempts."""
+
+    def __init__(self, members: Sequence[Provider]) -> None:
+        if not members:
+            raise ValueError("WithFallbacks needs at least one provider")
+        super().__init__(members[0])
+        self.members = tuple(members)
+
+    async def _events(self, request: ChatRequest, *, streaming: bool) -> AsyncIterator[StreamEvent]:
+        following = (*self.members[1:], None)
+        for member, fallback in zip(self.members, following, strict=True):
+            delivered = False
+            try:
+                async with aclosing(events_of(member, request, streaming=streaming)) as events:
+                    async for event in events:
+                        delivered = delivered or isinstance(event, OutputEvent)
+                        yield event
+                return
+            except ProviderError as exc:
+                if delivered or fallback is None or not _may_fall_back(exc):
+                    raise
+                if not Deadline.current().allows(fallback):
+                    raise
+                yield AttemptFailed(exc)
+
+
+class WithDeadline(WrapperProvider):
+    """`wrapped`, each call of it over within `seconds` (None or 0: no limit)."""
+
+    def __init__(self, wrapped: Provider, seconds: float | None) -> None:
+        super().__init__(wrapped)
+        self.seconds = seconds
+
+    async def _events(self, request: ChatRequest, *, streaming: bool) -> AsyncIterator[StreamEvent]:
+        deadline = Deadline(self.seconds)
+        attempting = self.wrapped.name  # who a timeout names
+        async with aclosing(events_of(self.wrapped, request, streaming=streaming)) as events:
+            while (event := await deadline.next(events, attempting)) is not None:
+                if isinstance(event, AttemptStarted):
+                    attempting = event.provider
+                yield event
+
+
+def resilient(chain: Sequence[Provider], policy: RetryPolicy | None = None) -> Provider:
+    """The chain as one provider: each member retried, then the next one tried, all
+    within the policy's total time."""
+    policy = policy or RetryPolicy()
+    members = [Retrying(provider, policy) for provider in chain]
+    return WithDeadline(WithFallbacks(members), policy.total_timeout)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from providers.errors import ProviderStreamInterruptedError
+from providers.errors import ProviderError, ProviderStreamInterruptedError
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
@@ -104,7 +104,26 @@ class Finished:
     reason: FinishReason
 
 
-StreamEvent = TextDelta | ToolCallComplete | UsageEvent | Finished
+# Attempt events say how a call got to its answer; they are not part of the answer. A
+# `providers.retry.Retrying` provider yields AttemptStarted before each attempt, and the
+# wrappers around it yield AttemptFailed for each failure they get past (a retry or a
+# fallback); the last AttemptStarted names the provider that answered.
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted:
+    provider: str  # the configured name
+    model: str
+    vendor: str  # what the provider speaks: openai, anthropic, ollama, openai_compatible
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFailed:
+    error: ProviderError
+
+
+OutputEvent = TextDelta | ToolCallComplete | UsageEvent | Finished
+StreamEvent = OutputEvent | AttemptStarted | AttemptFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +143,8 @@ class ChatResult:
 async def collect(events: AsyncIterator[StreamEvent], *, provider: str, model: str) -> ChatResult:
     """Fold a stream into one result (the sync transports' view of a stream).
 
-    Each provider call emits one UsageEvent with its totals; the last one wins.
+    Each provider call emits one UsageEvent with its totals; the last one wins. When
+    the stream reports attempts, the answering one names the result's provider and model.
     A stream that ends without a Finished event was cut off and raises.
     """
     parts: list[str] = []
@@ -140,6 +160,8 @@ async def collect(events: AsyncIterator[StreamEvent], *, provider: str, model: s
             usage = event.usage
         elif isinstance(event, Finished):
             finish = event.reason
+        elif isinstance(event, AttemptStarted):
+            provider, model = event.provider, event.model
     if finish is None:
         raise ProviderStreamInterruptedError(
             "The response stream ended before the model finished", provider=provider

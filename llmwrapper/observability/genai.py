@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -31,22 +32,26 @@ def _provider_kind(provider: Any) -> str:
 class ProviderCall:
     """One model call of the tool loop (retries and fallbacks included).
 
-    `stream` is a `providers.retry.ResilientStream`: its `chain` names the provider and
-    model tried first, and once it has answered, `provider`, `model` and `errors` say
-    who answered and what failed on the way.
+    `provider` is the `providers.base.Provider` called: it describes the provider and
+    model tried first. The call's attempt events (`providers.types.AttemptStarted`,
+    `AttemptFailed`) say who answered and what failed on the way.
     """
 
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        first_provider, first_request = stream.chain[0]
-        self.provider = first_provider.name
-        self.model = first_provider.model_for(first_request)
+    def __init__(self, provider: Any, request: Any) -> None:
+        self.provider = provider.name
+        self.model = provider.model_for(request)
         self.started = time.perf_counter()
         self.span = tracing.tracer().start_span(
             f"chat {self.model}",
             kind=SpanKind.CLIENT,
-            attributes=_request_attributes(first_provider, first_request, self.model),
+            attributes=_request_attributes(provider, request, self.model),
         )
+        self.attempts = 0
+        self.errors: list[BaseException] = []
+        # The attempt under way (the provider called itself, until the stream reports
+        # attempts), and the one whose output the caller got.
+        self.attempt: Any = _Attempt(self.provider, self.model, "")
+        self.answer: Any = None
         self.completed = False
 
     def events(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -55,13 +60,25 @@ class ProviderCall:
             return stream
         return _WithSpan(stream, self.span)
 
+    def attempt_started(self, attempt: Any) -> None:
+        self.attempts += 1
+        self.attempt = attempt
+
+    def attempt_failed(self, error: BaseException) -> None:
+        self.errors.append(error)
+
+    def output_started(self) -> None:
+        """The caller got output: the attempt under way is the one that answers."""
+        if self.answer is None:
+            self.answer = self.attempt
+
     def complete(self, usage: Any, *, finish_reason: str, first_token_ms: int | None) -> None:
         """The stream ended normally; `usage` is its `providers.types.Usage`."""
         self.completed = True
         elapsed = time.perf_counter() - self.started
-        provider = self.stream.provider or self.provider
-        model = self.stream.model or self.model
-        self._count_errors(self.stream.errors)
+        answer = self.answer or self.attempt
+        provider, model = answer.provider, answer.model
+        self._count_errors(self.errors)
         label = metrics.model_label(model, admit=True)
         metrics.PROVIDER_CALLS.labels(provider, label, "ok").inc()
         metrics.PROVIDER_DURATION.labels(provider, label).observe(elapsed)
@@ -75,10 +92,9 @@ class ProviderCall:
         span = self.span
         if span.is_recording():
             if provider != self.provider:  # a fallback answered
-                answered = next((p for p, _ in self.stream.chain if p.name == provider), None)
-                if answered is not None:
-                    span.set_attribute("gen_ai.provider.name", _provider_kind(answered))
-                    span.set_attribute("gen_ai.system", _provider_kind(answered))
+                vendor = answer.vendor or provider
+                span.set_attribute("gen_ai.provider.name", vendor)
+                span.set_attribute("gen_ai.system", vendor)
                 span.set_attribute("llmwrapper.provider", provider)
                 span.update_name(f"chat {model}")
             span.set_attributes(
@@ -87,7 +103,7 @@ class ProviderCall:
                     "gen_ai.usage.input_tokens": usage.input_tokens,
                     "gen_ai.usage.output_tokens": usage.output_tokens,
                     "gen_ai.response.finish_reasons": [finish_reason],
-                    "llmwrapper.attempts": self.stream.attempts,
+                    "llmwrapper.attempts": self.attempts or 1,
                 }
             )
         span.end()
@@ -95,15 +111,16 @@ class ProviderCall:
     def fail(self, exc: BaseException) -> None:
         """The call raised, or its consumer stopped reading (client gone)."""
         elapsed = time.perf_counter() - self.started
-        provider = self.stream.provider or getattr(exc, "provider", None) or self.provider
-        model = self.stream.model or self.model
+        answered = self.answer.provider if self.answer else None
+        provider = answered or getattr(exc, "provider", None) or self.provider
+        model = self.answer.model if self.answer else self.model
         cancelled = not isinstance(exc, Exception)  # GeneratorExit, CancelledError
         error_type = (
             "cancelled" if cancelled else (getattr(exc, "type", None) or type(exc).__name__)
         )
-        errors = list(self.stream.errors)
+        errors = list(self.errors)
         if not cancelled and exc not in errors:
-            errors.append(exc)  # raised after the first event: the stream did not record it
+            errors.append(exc)  # the error that ended the call
         self._count_errors(errors)
         label = metrics.model_label(model)
         metrics.PROVIDER_CALLS.labels(provider, label, "cancelled" if cancelled else "error").inc()
@@ -112,7 +129,7 @@ class ProviderCall:
         span = self.span
         if span.is_recording():
             span.set_attribute("error.type", error_type)
-            span.set_attribute("llmwrapper.attempts", self.stream.attempts)
+            span.set_attribute("llmwrapper.attempts", self.attempts or 1)
             if not cancelled:
                 span.set_status(Status(StatusCode.ERROR, getattr(exc, "message", None) or ""))
         span.end()
@@ -134,19 +151,29 @@ class ProviderCall:
 
 
 @contextmanager
-def observe_provider_call(stream: Any) -> Iterator[ProviderCall]:
-    """Span, metrics and request-log figures for one model call.
+def observe_provider_call(provider: Any, request: Any) -> Iterator[ProviderCall]:
+    """Span, metrics and request-log figures for one model call of `provider`.
 
-    The body calls `call.complete(usage, ...)` once the stream has ended; leaving the block
-    with an exception (including the consumer closing the generator) records a failure.
+    The body reports the call's attempt events to `call` as they come, and calls
+    `call.complete(usage, ...)` once the stream has ended; leaving the block with an
+    exception (including the consumer closing the generator) records a failure.
     """
-    call = ProviderCall(stream)
+    call = ProviderCall(provider, request)
     try:
         yield call
     except BaseException as exc:
         if not call.completed:
             call.fail(exc)
         raise
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """An attempt, as `providers.types.AttemptStarted` describes one."""
+
+    provider: str
+    model: str
+    vendor: str
 
 
 class _WithSpan:

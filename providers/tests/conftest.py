@@ -8,11 +8,20 @@ from dataclasses import dataclass
 import pytest
 
 from providers.base import Provider
+from providers.errors import ProviderError
 from providers.registry import ProviderConfig, ProviderRegistry, build_registry
 from providers.retry import RetryPolicy
 from providers.testing import FakeAnthropic, FakeOllama, FakeOpenAI
 from providers.testing.fakes import ChatFake
-from providers.types import ChatRequest, Message, ToolSpec
+from providers.types import (
+    AttemptFailed,
+    AttemptStarted,
+    ChatRequest,
+    Message,
+    StreamEvent,
+    TextDelta,
+    ToolSpec,
+)
 
 PROVIDER_NAMES = ("openai", "anthropic", "local", "private")
 FAKES: dict[str, type[ChatFake]] = {
@@ -61,6 +70,23 @@ def config_for(name: str, fake: ChatFake, **overrides: object) -> ProviderConfig
 
 def ask(text: str = "What is the weather in Paris?", **kwargs: object) -> ChatRequest:
     return ChatRequest(model="", messages=(Message("user", text),), **kwargs)
+
+
+async def drain(events: AsyncIterator[StreamEvent]) -> list[StreamEvent]:
+    return [event async for event in events]
+
+
+def text_of(events: list[StreamEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def attempted(events: list[StreamEvent]) -> list[tuple[str, str]]:
+    """(provider, model) of each attempt, in order."""
+    return [(e.provider, e.model) for e in events if isinstance(e, AttemptStarted)]
+
+
+def failures(events: list[StreamEvent]) -> list[ProviderError]:
+    return [e.error for e in events if isinstance(e, AttemptFailed)]
 
 
 @dataclass

@@ -12,8 +12,18 @@ from providers.errors import (
     ProviderTimeoutError,
     ProviderUpstreamError,
 )
-from providers.retry import RetryPolicy, complete_with_retries, stream_with_retries
-from providers.tests.conftest import FAST, PROVIDER_NAMES, WEATHER, Upstream, ask
+from providers.retry import RetryPolicy, resilient
+from providers.tests.conftest import (
+    FAST,
+    PROVIDER_NAMES,
+    WEATHER,
+    Upstream,
+    ask,
+    attempted,
+    drain,
+    failures,
+    text_of,
+)
 from providers.types import (
     ChatRequest,
     Finished,
@@ -120,7 +130,7 @@ async def test_rate_limit_then_success_is_retried(upstream: Upstream):
     upstream.fake.enqueue(status=429, retry_after=0)
     upstream.fake.enqueue(text="after the wait")
 
-    result = await complete_with_retries([(upstream.provider, ask())], FAST)
+    result = await resilient([upstream.provider], FAST).complete(ask())
 
     assert result.text == "after the wait"
     assert len(upstream.fake.chat_requests()) == 2
@@ -130,12 +140,12 @@ async def test_rate_limited_stream_is_retried_before_anything_is_delivered(upstr
     upstream.fake.enqueue(status=429, retry_after=0)
     upstream.fake.enqueue(text="streamed after the wait")
 
-    stream = stream_with_retries([(upstream.provider, ask())], FAST)
-    result = await collect(stream, provider=upstream.name, model="m")
+    events = await drain(resilient([upstream.provider], FAST).stream(ask()))
 
-    assert result.text == "streamed after the wait"
+    assert text_of(events) == "streamed after the wait"
     assert len(upstream.fake.chat_requests()) == 2
-    assert stream.attempts == 2 and stream.provider == upstream.name
+    model = upstream.provider.default_model
+    assert attempted(events) == [(upstream.name, model), (upstream.name, model)]
 
 
 async def test_server_errors_exhaust_retries_into_a_502(upstream: Upstream):
@@ -143,7 +153,7 @@ async def test_server_errors_exhaust_retries_into_a_502(upstream: Upstream):
         upstream.fake.enqueue(status=500, error_message="boom")
 
     with pytest.raises(ProviderUpstreamError) as caught:
-        await complete_with_retries([(upstream.provider, ask())], FAST)
+        await resilient([upstream.provider], FAST).complete(ask())
 
     error = caught.value
     assert (error.status, error.upstream_status, error.provider) == (502, 500, upstream.name)
@@ -169,18 +179,17 @@ async def test_slow_stream_raises_a_timeout_then_a_retry_succeeds(make_upstream,
     upstream = make_upstream(name, read_timeout=0.2)
     upstream.fake.enqueue(delay=1.0)
 
-    stream = stream_with_retries([(upstream.provider, ask("hi"))], FAST)
-    result = await collect(stream, provider=name, model="m")
+    events = await drain(resilient([upstream.provider], FAST).stream(ask("hi")))
 
-    assert result.text == "echo: hi"
-    assert [type(e) for e in stream.errors] == [ProviderTimeoutError]
+    assert text_of(events) == "echo: hi"
+    assert [type(e) for e in failures(events)] == [ProviderTimeoutError]
 
 
 async def test_invalid_request_is_a_400_and_is_not_retried(upstream: Upstream):
     upstream.fake.enqueue(status=400, error_message="messages: too many tokens")
 
     with pytest.raises(ProviderBadRequestError) as caught:
-        await complete_with_retries([(upstream.provider, ask())], FAST)
+        await resilient([upstream.provider], FAST).complete(ask())
 
     assert (caught.value.status, caught.value.upstream_status) == (400, 400)
     assert "too many tokens" in caught.value.message
@@ -207,7 +216,7 @@ async def test_rejected_credentials_are_a_502_auth_error(upstream: Upstream):
     upstream.fake.enqueue(status=401, error_message="invalid x-api-key")
 
     with pytest.raises(ProviderAuthError) as caught:
-        await complete_with_retries([(upstream.provider, ask())], FAST)
+        await resilient([upstream.provider], FAST).complete(ask())
 
     assert (caught.value.status, caught.value.upstream_status) == (502, 401)
     assert len(upstream.fake.chat_requests()) == 1
@@ -249,20 +258,17 @@ async def test_error_event_before_any_text_is_retried(upstream: Upstream):
     upstream.fake.enqueue(text="never shown", error_after_chunks=0, error_message="Overloaded")
     upstream.fake.enqueue(text="second attempt")
 
-    stream = stream_with_retries([(upstream.provider, ask())], FAST)
-    result = await collect(stream, provider=upstream.name, model="m")
+    events = await drain(resilient([upstream.provider], FAST).stream(ask()))
 
-    assert result.text == "second attempt"
-    assert "Overloaded" in stream.errors[0].message
+    assert text_of(events) == "second attempt"
+    assert "Overloaded" in failures(events)[0].message
 
 
 async def test_interrupted_stream_is_not_retried_once_text_was_delivered(upstream: Upstream):
     upstream.fake.enqueue(text="Partial answer here", chunks=3, cut_after_chunks=1)
 
-    stream = stream_with_retries([(upstream.provider, ask())], FAST)
     with pytest.raises(ProviderStreamInterruptedError):
-        async for _event in stream:
-            pass
+        await drain(resilient([upstream.provider], FAST).stream(ask()))
 
     assert len(upstream.fake.chat_requests()) == 1
 
@@ -296,8 +302,8 @@ async def test_unreachable_upstream_is_a_retryable_502(upstream: Upstream):
     upstream.fake.stop()  # nothing listens on the port any more
 
     with pytest.raises(ProviderUpstreamError) as caught:
-        await complete_with_retries(
-            [(upstream.provider, ask())], RetryPolicy(max_retries=1, base_delay=0.01)
+        await resilient([upstream.provider], RetryPolicy(max_retries=1, base_delay=0.01)).complete(
+            ask()
         )
 
     assert caught.value.retryable and caught.value.upstream_status is None

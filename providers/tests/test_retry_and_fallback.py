@@ -15,9 +15,10 @@ from providers.errors import (
     ProviderStreamInterruptedError,
     ProviderUpstreamError,
 )
-from providers.retry import RetryPolicy, complete_with_retries, stream_with_retries
-from providers.tests.conftest import FAST, ask
-from providers.types import ChatRequest, Finished, StreamEvent, TextDelta, collect
+from providers.retry import Retrying, RetryPolicy, resilient
+from providers.tests.conftest import FAST, ask, attempted, drain, failures, text_of
+from providers.types import AttemptStarted, ChatRequest, Finished, StreamEvent, TextDelta, collect
+from providers.wrapper import WithModel
 
 
 @pytest.fixture
@@ -32,44 +33,49 @@ async def test_completion_falls_back_when_the_primary_keeps_failing(pair):
         primary.fake.enqueue(status=503)
     fallback.fake.enqueue(text="from the fallback")
 
-    result = await complete_with_retries(
-        [(primary.provider, ask()), (fallback.provider, ask())], FAST
-    )
+    result = await resilient([primary.provider, fallback.provider], FAST).complete(ask())
 
     assert (result.text, result.provider) == ("from the fallback", "anthropic")
     assert len(primary.fake.chat_requests()) == 3
     assert len(fallback.fake.chat_requests()) == 1
 
 
-async def test_stream_falls_back_and_records_who_answered(pair):
+async def test_stream_falls_back_and_reports_who_answered(pair):
     primary, fallback = pair
     primary.fake.enqueue(status=401)  # not retried, but another provider may work
-    fallback_request = ChatRequest("claude-sonnet-5", ask().messages)
+    chain = [primary.provider, WithModel(fallback.provider, "claude-sonnet-5")]
 
-    stream = stream_with_retries(
-        [(primary.provider, ask()), (fallback.provider, fallback_request)], FAST
-    )
-    result = await collect(stream, provider="?", model="?")
+    events = await drain(resilient(chain, FAST).stream(ask()))
 
-    assert result.text.startswith("echo:")
-    assert (stream.provider, stream.model) == ("anthropic", "claude-sonnet-5")
-    assert [type(e) for e in stream.errors] == [ProviderAuthError]
-    assert stream.attempts == 2
+    assert text_of(events).startswith("echo:")
+    assert attempted(events) == [("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-5")]
+    assert [type(e) for e in failures(events)] == [ProviderAuthError]
     assert len(primary.fake.chat_requests()) == 1
+    assert fallback.fake.chat_requests()[0].body["model"] == "claude-sonnet-5"
+
+
+async def test_a_collected_result_names_the_provider_that_answered(pair):
+    primary, fallback = pair
+    primary.fake.enqueue(status=401)
+    chain = [primary.provider, WithModel(fallback.provider, "claude-sonnet-5")]
+
+    result = await collect(resilient(chain, FAST).stream(ask()), provider="?", model="?")
+
+    assert (result.provider, result.model) == ("anthropic", "claude-sonnet-5")
 
 
 async def test_no_fallback_once_text_was_delivered(pair):
     primary, fallback = pair
     primary.fake.enqueue(text="half an answer", chunks=4, cut_after_chunks=2)
 
-    stream = stream_with_retries([(primary.provider, ask()), (fallback.provider, ask())], FAST)
+    stream = resilient([primary.provider, fallback.provider], FAST).stream(ask())
     delivered: list[StreamEvent] = []
     with pytest.raises(ProviderStreamInterruptedError):
         async for event in stream:
             delivered.append(event)
 
-    assert [type(e) for e in delivered] == [TextDelta, TextDelta]
-    assert stream.provider == "openai"
+    assert [type(e) for e in delivered if not isinstance(e, AttemptStarted)] == [TextDelta] * 2
+    assert attempted(delivered) == [("openai", "gpt-4o-mini")]
     assert fallback.fake.chat_requests() == []
 
 
@@ -78,11 +84,9 @@ async def test_cut_before_any_text_is_retried_transparently(pair):
     primary.fake.enqueue(text="lost", cut_after_chunks=0)
     primary.fake.enqueue(text="second try")
 
-    result = await collect(
-        stream_with_retries([(primary.provider, ask())], FAST), provider="p", model="m"
-    )
+    events = await drain(resilient([primary.provider], FAST).stream(ask()))
 
-    assert result.text == "second try"
+    assert text_of(events) == "second try"
     assert len(primary.fake.chat_requests()) == 2
 
 
@@ -94,7 +98,7 @@ async def test_cut_while_tool_arguments_arrive_is_retried(make_upstream, name):
     upstream.fake.enqueue(tool_calls=[call])
 
     result = await collect(
-        stream_with_retries([(upstream.provider, ask())], FAST), provider="p", model="m"
+        resilient([upstream.provider], FAST).stream(ask()), provider="p", model="m"
     )
 
     assert [(c.name, c.arguments) for c in result.tool_calls] == [
@@ -108,7 +112,7 @@ async def test_no_fallback_for_a_request_the_vendor_rejects(pair):
     primary.fake.enqueue(status=400, error_message="bad schema")
 
     with pytest.raises(ProviderBadRequestError):
-        await complete_with_retries([(primary.provider, ask()), (fallback.provider, ask())], FAST)
+        await resilient([primary.provider, fallback.provider], FAST).complete(ask())
 
     assert fallback.fake.chat_requests() == []
 
@@ -119,13 +123,14 @@ async def test_the_last_error_is_raised_when_every_provider_fails(pair):
     for _ in range(3):
         fallback.fake.enqueue(status=429, retry_after=0)
 
-    stream = stream_with_retries([(primary.provider, ask()), (fallback.provider, ask())], FAST)
+    events: list[StreamEvent] = []
     with pytest.raises(ProviderRateLimitError) as caught:
-        async for _event in stream:
-            pass
+        async for event in resilient([primary.provider, fallback.provider], FAST).stream(ask()):
+            events.append(event)
 
     assert caught.value.provider == "anthropic" and caught.value.status == 429
-    assert [type(e) for e in stream.errors] == [ProviderAuthError] + [ProviderRateLimitError] * 3
+    assert [type(e) for e in failures(events)] == [ProviderAuthError] + [ProviderRateLimitError] * 2
+    assert len(attempted(events)) == 4
 
 
 async def test_retry_after_from_the_vendor_sets_the_wait(make_upstream):
@@ -133,7 +138,7 @@ async def test_retry_after_from_the_vendor_sets_the_wait(make_upstream):
     upstream.fake.enqueue(status=429, retry_after=0.3)
 
     started = time.monotonic()
-    await complete_with_retries([(upstream.provider, ask())], RetryPolicy(base_delay=0.01))
+    await Retrying(upstream.provider, RetryPolicy(base_delay=0.01)).complete(ask())
 
     assert time.monotonic() - started >= 0.3
 
@@ -143,7 +148,7 @@ async def test_retry_after_is_capped_at_max_delay(make_upstream):
     upstream.fake.enqueue(status=503, retry_after=60)
 
     started = time.monotonic()
-    await complete_with_retries([(upstream.provider, ask())], FAST)
+    await Retrying(upstream.provider, FAST).complete(ask())
 
     assert time.monotonic() - started < 2
 
@@ -153,7 +158,7 @@ async def test_zero_retries_fails_after_one_attempt(make_upstream):
     upstream.fake.enqueue(status=500)
 
     with pytest.raises(ProviderUpstreamError):
-        await complete_with_retries([(upstream.provider, ask())], RetryPolicy(max_retries=0))
+        await Retrying(upstream.provider, RetryPolicy(max_retries=0)).complete(ask())
 
     assert len(upstream.fake.chat_requests()) == 1
 
@@ -175,11 +180,11 @@ async def test_closing_the_stream_early_stops_cleanly(make_upstream):
     upstream = make_upstream("anthropic")
     upstream.fake.enqueue(text="a long answer in many pieces", chunks=6)
 
-    stream = stream_with_retries([(upstream.provider, ask())], FAST)
-    first = await stream.__anext__()
+    stream = resilient([upstream.provider], FAST).stream(ask())
+    attempt, first = await anext(stream), await anext(stream)
     await stream.aclose()
 
-    assert isinstance(first, TextDelta)
+    assert isinstance(attempt, AttemptStarted) and isinstance(first, TextDelta)
     with pytest.raises(StopAsyncIteration):
         await stream.__anext__()
 
@@ -202,5 +207,4 @@ async def test_a_stream_without_finish_is_reported_as_interrupted():
     backup = _FinishingProvider(ProviderConfig(name="backup", kind="custom"))
 
     with pytest.raises(ProviderStreamInterruptedError):
-        async for _event in stream_with_retries([(silent, ask()), (backup, ask())], FAST):
-            pass
+        await drain(resilient([silent, backup], FAST).stream(ask()))
