@@ -6,11 +6,11 @@ credentials, the server's own access lines included.
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmwrapper.settings")
 
-# Django must be set up before anything imports models.
+from llmwrapper.asgi_handler import get_asgi_application
+
+# Django must be set up before anything imports models. Requests reuse their threads.
 django_asgi_app = get_asgi_application()
 
 # Now that the server and Django have set up logging: every handler redacts credentials.

@@ -38,8 +38,7 @@ class TurnRecords:
             provider=round_.provider,
             model=round_.model,
             status=LlmCall.Status.OK,
-            input_tokens=round_.usage.input_tokens,
-            output_tokens=round_.usage.output_tokens,
+            **round_.usage.record_fields(),
             latency_ms=round_.latency_ms,
             first_token_ms=round_.first_token_ms,
         )
