@@ -53,20 +53,6 @@ class ValidationFailedError(ApplicationError):
     status = 400
 
 
-# Errors of running a tool directly (POST .../execute), by their type.
-TOOL_ERROR_STATUS = {
-    "tool_input_error": 400,
-    "unsafe_url": 400,
-    "sandbox_unavailable": 503,
-    "sandbox_timeout": 504,
-    "sandbox_limit_exceeded": 422,
-    "sandbox_execution_error": 422,
-    "outbound_request_failed": 502,
-    "outbound_timeout": 504,
-    "outbound_response_too_large": 502,
-}
-
-
 def error_body(type_: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"type": type_, "message": message, "details": details}}
 
@@ -120,7 +106,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         body, status, headers = {"error": exc.to_dict()}, exc.status, exc.headers
     elif isinstance(exc, ToolError):
         body = error_body(exc.type, exc.message, exc.details or None)
-        status = TOOL_ERROR_STATUS.get(exc.type, 400)
+        status = exc.status
     elif isinstance(exc, McpError):
         body, status = {"error": exc.as_dict()}, exc.status
     elif isinstance(exc, drf_exceptions.APIException):

@@ -1,7 +1,8 @@
 """Errors raised while running tools.
 
 Plain exceptions (no Django): the dispatcher turns them into a tool result for the model
-or into the shared API error shape. ``type`` is a stable snake_case code.
+or into the shared API error shape. ``type`` is a stable snake_case code; ``status`` is
+the HTTP status when a tool is run directly (POST .../execute).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 class ToolError(Exception):
     type = "tool_error"
+    status = 400
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -22,40 +24,47 @@ class ToolInputError(ToolError):
     """The arguments given to a tool are invalid."""
 
     type = "tool_input_error"
+    status = 400
 
 
 class SandboxUnavailableError(ToolError):
     """The sandbox cannot run here; code is never run without it."""
 
     type = "sandbox_unavailable"
+    status = 503
 
 
 class SandboxTimeoutError(ToolError):
     type = "sandbox_timeout"
+    status = 504
 
 
 class SandboxLimitError(ToolError):
     """Output, memory or another resource limit was exceeded."""
 
     type = "sandbox_limit_exceeded"
+    status = 422
 
 
 class SandboxExecutionError(ToolError):
     """The user's code raised, or did not produce a result."""
 
     type = "sandbox_execution_error"
+    status = 422
 
 
 class UnsafeURLError(ToolError):
     """The URL points somewhere the service must not call (scheme, credentials, address)."""
 
     type = "unsafe_url"
+    status = 400
 
 
 class OutboundRequestError(ToolError):
     """An outbound call (webhook, MCP) failed: connection error or non-2xx answer."""
 
     type = "outbound_request_failed"
+    status = 502
 
 
 class OutboundRedirectError(OutboundRequestError):
@@ -70,7 +79,9 @@ class OutboundRedirectError(OutboundRequestError):
 
 class OutboundTimeoutError(OutboundRequestError):
     type = "outbound_timeout"
+    status = 504
 
 
 class OutboundResponseTooLargeError(OutboundRequestError):
     type = "outbound_response_too_large"
+    status = 502
