@@ -47,38 +47,41 @@ def make_tenant(db):
 
 
 class LlmFakes:
-    """The four providers, each pointed at a fake vendor server on 127.0.0.1."""
+    """Every registered provider, each pointed at a fake vendor server on 127.0.0.1:
+    `llm_fakes.openai`, `llm_fakes["local"]`."""
 
-    def __init__(self, openai, anthropic, local, private) -> None:
-        self.openai, self.anthropic, self.local, self.private = openai, anthropic, local, private
+    def __init__(self, fakes: dict) -> None:
+        self._fakes = fakes
+
+    def __getattr__(self, provider: str):
+        try:
+            return self._fakes[provider]
+        except KeyError:
+            raise AttributeError(provider) from None
 
     def __getitem__(self, provider: str):
-        return getattr(self, provider)
+        return self._fakes[provider]
 
 
 @pytest.fixture
 def llm_fakes(settings):
-    from providers.testing import FakeAnthropic, FakeOllama, FakeOpenAI
+    from providers.descriptors import all_descriptors
+    from providers.testing import fake_for
 
-    with (
-        FakeOpenAI() as openai,
-        FakeAnthropic() as anthropic,
-        FakeOllama() as local,
-        FakeOpenAI() as private,
-    ):
-        settings.OPENAI_API_KEY = "sk-test-openai"
-        settings.OPENAI_BASE_URL = openai.base_url
-        settings.ANTHROPIC_API_KEY = "sk-test-anthropic"
-        settings.ANTHROPIC_BASE_URL = anthropic.base_url
-        settings.LOCAL_LLM_ENDPOINT = local.base_url
-        settings.PRIVATE_CLOUD_ENDPOINT = private.base_url
-        settings.PRIVATE_CLOUD_API_KEY = "sk-test-private"
+    with contextlib.ExitStack() as started:
+        fakes = {}
+        for described in all_descriptors():
+            fake = fakes[described.name] = started.enter_context(fake_for(described)())
+            if endpoint := described.setting("base_url"):
+                setattr(settings, endpoint.name, fake.base_url)
+            if key := described.setting("api_key"):
+                setattr(settings, key.name, f"sk-test-{described.name}")
         settings.PROVIDER_READ_TIMEOUT = 5.0
         settings.PROVIDER_RETRY_BASE_DELAY = 0.01
         settings.PROVIDER_RETRY_MAX_DELAY = 0.05
         settings.DEFAULT_LLM_PROVIDER = "openai"
         settings.LLM_FALLBACKS = []
-        yield LlmFakes(openai, anthropic, local, private)
+        yield LlmFakes(fakes)
 
 
 def async_client_for(raw_key: str | None):

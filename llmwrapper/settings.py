@@ -12,6 +12,8 @@ from pathlib import Path
 
 import environ
 
+from providers.descriptors import all_descriptors
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -285,20 +287,17 @@ API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
 # Revocations reach the process that made them at once, the others within this time.
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
 
-# Providers (read by providers.gateway into the provider registry).
+# Providers (read by providers.gateway into the provider registry). Each vendor's
+# settings and their defaults come from its descriptor, declared next to its adapter
+# (OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_DEFAULT_MODEL, ANTHROPIC_DEFAULT_MODEL,
+# ANTHROPIC_MAX_TOKENS, LOCAL_LLM_ENDPOINT, PRIVATE_CLOUD_ENDPOINT...; README lists them).
 DEFAULT_LLM_PROVIDER = env.str("DEFAULT_LLM_PROVIDER", default="openai")
-OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
-OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
-OPENAI_DEFAULT_MODEL = env.str("OPENAI_DEFAULT_MODEL", default="gpt-4o-mini")
-ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
-ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
-ANTHROPIC_DEFAULT_MODEL = env.str("ANTHROPIC_DEFAULT_MODEL", default="claude-sonnet-5")
-ANTHROPIC_MAX_TOKENS = env.int("ANTHROPIC_MAX_TOKENS", default=1024)
-LOCAL_LLM_ENDPOINT = env.str("LOCAL_LLM_ENDPOINT", default="http://localhost:11434")
-LOCAL_LLM_DEFAULT_MODEL = env.str("LOCAL_LLM_DEFAULT_MODEL", default="llama3.2")
-PRIVATE_CLOUD_ENDPOINT = env.str("PRIVATE_CLOUD_ENDPOINT", default="")
-PRIVATE_CLOUD_API_KEY = env.str("PRIVATE_CLOUD_API_KEY", default="")
-PRIVATE_CLOUD_DEFAULT_MODEL = env.str("PRIVATE_CLOUD_DEFAULT_MODEL", default="default")
+for _vendor_setting in (s for d in all_descriptors() for s in d.settings):
+    globals()[_vendor_setting.name] = env(
+        _vendor_setting.name,
+        cast=_vendor_setting.parse,
+        default=_vendor_setting.parse(_vendor_setting.default) if _vendor_setting.default else "",
+    )
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=120.0)
 # One model call (all its retries and fallbacks) ends within the total; a stream also

@@ -1,4 +1,5 @@
-"""Anthropic Messages API through the official `anthropic` SDK (imported only here).
+"""Anthropic Messages API through the official `anthropic` SDK, imported only here and
+only when an instance is built, so that reading the vendors' descriptors loads no SDK.
 
 Translation notes: system messages become the top-level `system`; assistant tool calls
 become `tool_use` blocks; tool results become `tool_result` blocks in a user turn, and
@@ -11,10 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-import anthropic
-import httpx2  # the transport under the anthropic SDK; its errors escape mid-stream
-
-from providers.base import Provider, ProviderConfig
+from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
 from providers.errors import (
     ProviderError,
     ProviderStreamInterruptedError,
@@ -63,6 +61,8 @@ _STREAM_ERROR_STATUS = {
 
 class AnthropicProvider(Provider):
     def __init__(self, config: ProviderConfig) -> None:
+        import anthropic
+
         super().__init__(config)
         self._client = anthropic.AsyncAnthropic(
             api_key=config.api_key,
@@ -197,6 +197,9 @@ class AnthropicProvider(Provider):
     # -- errors --------------------------------------------------------------------
 
     def _error(self, exc: Exception, *, streaming: bool) -> ProviderError:
+        import anthropic
+        import httpx2  # the transport under the anthropic SDK; its errors escape mid-stream
+
         if isinstance(exc, ProviderError):
             return exc
         name, key = self.name, self.config.api_key
@@ -288,3 +291,20 @@ def _cumulative(usage: Usage, delta: Any) -> Usage:
     return replace(
         usage, input_tokens=inputs, output_tokens=delta.output_tokens or usage.output_tokens
     )
+
+
+ANTHROPIC = ProviderDescriptor(
+    name="anthropic",
+    kind="anthropic",
+    label="Anthropic",
+    adapter=AnthropicProvider,
+    settings=(
+        Setting("ANTHROPIC_API_KEY", "api_key"),
+        Setting("ANTHROPIC_BASE_URL", "base_url", "https://api.anthropic.com"),
+        Setting("ANTHROPIC_DEFAULT_MODEL", "default_model", "claude-sonnet-5"),
+        Setting("ANTHROPIC_MAX_TOKENS", "default_max_tokens", "1024", int),
+    ),
+    key_required=True,
+    # Anthropic has no embeddings endpoint.
+    capabilities=Capabilities(tools=True, images=True, documents=True, embeddings=False),
+)

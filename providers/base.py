@@ -1,10 +1,11 @@
-"""The provider interface every vendor adapter implements, and its configuration."""
+"""The provider interface every vendor adapter implements, its configuration, and the
+descriptor with which each adapter describes its vendor."""
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
@@ -36,6 +37,9 @@ class ProviderConfig:
     # Longest wait for the next whole event of a stream (None or 0: no limit).
     idle_timeout: float | None = 60.0
     env_hint: str = ""  # the variable to set when this provider is not configured
+    # Hosted vendors refuse calls without a key: without one the provider counts as not
+    # configured (a clear 400 naming the variable) instead of failing upstream (502).
+    key_required: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
     # Anthropic requires max_tokens on every request; used when the caller gives none.
     default_max_tokens: int = 1024
@@ -47,6 +51,50 @@ class ProviderConfig:
             f"ProviderConfig(name={self.name!r}, kind={self.kind!r}, api_key={key!r}, "
             f"base_url={self.base_url!r}, default_model={self.default_model!r})"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One environment variable (and Django setting) a provider reads."""
+
+    name: str  # e.g. "OPENAI_API_KEY"
+    field: str  # the ProviderConfig field it fills: api_key, base_url, default_model...
+    default: str = ""  # "" = unset
+    parse: Callable[[str], object] = str
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the vendor's API accepts (not necessarily what the adapter sends yet)."""
+
+    tools: bool = False
+    images: bool = False
+    documents: bool = False
+    embeddings: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderDescriptor:
+    """A vendor as its adapter describes it; `providers.descriptors` registers them, and
+    the registry, the settings, the default_provider choices and the model listing are
+    all derived from that list."""
+
+    name: str  # how requests and subtenants name it: "openai", "local"...
+    kind: str  # the adapter's protocol: "openai", "openai_compatible", "ollama"...
+    label: str  # for humans (admin choices)
+    adapter: Callable[[ProviderConfig], Provider]
+    settings: tuple[Setting, ...]
+    key_required: bool
+    capabilities: Capabilities
+
+    def setting(self, field: str) -> Setting | None:
+        """The setting that fills a ProviderConfig field, if the vendor has one."""
+        return next((s for s in self.settings if s.field == field), None)
+
+    @property
+    def default_model(self) -> str:
+        setting = self.setting("default_model")
+        return setting.default if setting else ""
 
 
 class Provider(abc.ABC):

@@ -12,10 +12,11 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from providers.descriptors import setting_names
 from providers.errors import UnknownProviderError
 from providers.loop import TurnOptions
 from providers.registry import (
-    DEFAULT_PROVIDER_NAMES,
+    TIMEOUT_SETTINGS,
     ProviderRegistry,
     build_registry,
     configs_from_env,
@@ -25,23 +26,11 @@ from providers.retry import ProviderChain, RetryPolicy
 from providers.types import ChatRequest
 from providers.wrapper import WithModel
 
-_SETTING_NAMES = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_DEFAULT_MODEL",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_DEFAULT_MODEL",
-    "ANTHROPIC_MAX_TOKENS",
-    "LOCAL_LLM_ENDPOINT",
-    "LOCAL_LLM_DEFAULT_MODEL",
-    "PRIVATE_CLOUD_ENDPOINT",
-    "PRIVATE_CLOUD_API_KEY",
-    "PRIVATE_CLOUD_DEFAULT_MODEL",
-    "PROVIDER_CONNECT_TIMEOUT",
-    "PROVIDER_READ_TIMEOUT",
-    "PROVIDER_IDLE_TIMEOUT",
-)
+
+def _setting_names() -> tuple[str, ...]:
+    """The settings the registry is built from: every vendor's, then the shared ones."""
+    return (*setting_names(), *TIMEOUT_SETTINGS)
+
 
 _registry: ProviderRegistry | None = None
 
@@ -50,7 +39,7 @@ def registry() -> ProviderRegistry:
     """The process's registry: built once, so SDK clients and their pools are reused."""
     global _registry
     if _registry is None:
-        values = {name: _text(getattr(settings, name, "")) for name in _SETTING_NAMES}
+        values = {name: _text(getattr(settings, name, "")) for name in _setting_names()}
         _registry = build_registry(configs_from_env(values))
     return _registry
 
@@ -62,9 +51,15 @@ def _text(value: object) -> str:
 
 @receiver(setting_changed)
 def _reset_registry(*, setting: str, **kwargs: Any) -> None:
+    if setting in _setting_names():
+        registry_reset()
+
+
+def registry_reset() -> None:
+    """Forget the registry (settings or the registered vendors changed); the next call
+    builds a new one."""
     global _registry
-    if setting in _SETTING_NAMES:
-        _registry = None
+    _registry = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +72,7 @@ class Target:
 
 
 def known_providers() -> set[str]:
-    return set(registry().names()) or set(DEFAULT_PROVIDER_NAMES)
+    return set(registry().names())
 
 
 def resolve_target(levels: Sequence[tuple[str | None, str | None]]) -> Target:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from providers.base import Provider, ProviderConfig
+from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
 from providers.errors import (
     ProviderError,
     ProviderStreamInterruptedError,
@@ -245,3 +245,18 @@ def _finish(data: dict[str, Any], calls_seen: bool) -> FinishReason:
 
 def _usage(data: dict[str, Any]) -> Usage:
     return Usage(data.get("prompt_eval_count") or 0, data.get("eval_count") or 0)
+
+
+LOCAL = ProviderDescriptor(
+    name="local",
+    kind="ollama",
+    label="Local (Ollama)",
+    adapter=OllamaProvider,
+    settings=(
+        Setting("LOCAL_LLM_ENDPOINT", "base_url", "http://localhost:11434"),
+        Setting("LOCAL_LLM_DEFAULT_MODEL", "default_model", "llama3.2"),
+    ),
+    key_required=False,
+    # Images with vision models (`images` on a message); embeddings through /api/embed.
+    capabilities=Capabilities(tools=True, images=True, documents=False, embeddings=True),
+)

@@ -1,6 +1,7 @@
 """OpenAI Chat Completions, for OpenAI itself and any OpenAI-compatible private cloud.
 
-Uses the official `openai` SDK (imported only here). `complete()` uses the vendor's
+Uses the official `openai` SDK, imported only here and only when an instance is built,
+so that reading the vendors' descriptors loads no SDK. `complete()` uses the vendor's
 non-streaming call, which is cheaper than assembling a stream; both paths share the
 request translation and the finish/usage mapping.
 """
@@ -11,10 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import openai
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-
-from providers.base import Provider, ProviderConfig
+from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
 from providers.errors import (
     ProviderError,
     ProviderStreamInterruptedError,
@@ -52,7 +50,12 @@ class OpenAIProvider(Provider):
     """kind "openai" and "openai_compatible": same protocol, different endpoint and key."""
 
     def __init__(self, config: ProviderConfig) -> None:
+        import openai
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
         super().__init__(config)
+        self._completion = ChatCompletion
+        self._chunks = openai.AsyncStream[ChatCompletionChunk]
         # Keyless self-hosted endpoints: send no Authorization header at all rather than
         # a made-up key; the SDK wants that omission stated on each request.
         self._request_headers: dict[str, Any] | None = (
@@ -124,17 +127,17 @@ class OpenAIProvider(Provider):
             options["headers"] = kwargs["extra_headers"]
         if not stream:
             return await self._client.post(
-                "/chat/completions", body=body, cast_to=ChatCompletion, options=options
+                "/chat/completions", body=body, cast_to=self._completion, options=options
             )
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         return await self._client.post(
             "/chat/completions",
             body=body,
-            cast_to=ChatCompletion,
+            cast_to=self._completion,
             options=options,
             stream=True,
-            stream_cls=openai.AsyncStream[ChatCompletionChunk],
+            stream_cls=self._chunks,
         )
 
     async def complete(self, request: ChatRequest) -> ChatResult:
@@ -219,6 +222,8 @@ class OpenAIProvider(Provider):
 
     def _error(self, exc: Exception, *, streaming: bool) -> ProviderError:
         """Translate an SDK exception. `streaming` = raised while reading the body."""
+        import openai
+
         if isinstance(exc, ProviderError):
             return exc
         name, key = self.name, self.config.api_key
@@ -323,3 +328,36 @@ def _vendor_message(body: object) -> str | None:
         if isinstance(error, str):
             return error
     return None
+
+
+OPENAI = ProviderDescriptor(
+    name="openai",
+    kind="openai",
+    label="OpenAI",
+    adapter=OpenAIProvider,
+    settings=(
+        Setting("OPENAI_API_KEY", "api_key"),
+        Setting("OPENAI_BASE_URL", "base_url", "https://api.openai.com/v1"),
+        Setting("OPENAI_DEFAULT_MODEL", "default_model", "gpt-4o-mini"),
+    ),
+    key_required=True,
+    capabilities=Capabilities(tools=True, images=True, documents=True, embeddings=True),
+)
+
+# Any OpenAI-compatible server (vLLM, LM Studio, gateways): the same adapter, an endpoint
+# of the operator's choosing, a key only if that server wants one.
+PRIVATE = ProviderDescriptor(
+    name="private",
+    kind="openai_compatible",
+    label="Private OpenAI-compatible cloud",
+    adapter=OpenAIProvider,
+    settings=(
+        Setting("PRIVATE_CLOUD_ENDPOINT", "base_url"),
+        Setting("PRIVATE_CLOUD_API_KEY", "api_key"),
+        Setting("PRIVATE_CLOUD_DEFAULT_MODEL", "default_model", "default"),
+    ),
+    key_required=False,
+    # Tools are part of the protocol; images, documents and embeddings depend on the
+    # server and its model, so none is assumed.
+    capabilities=Capabilities(tools=True),
+)

@@ -1,7 +1,9 @@
 """Which providers exist, how they are configured, and the instances that serve them.
 
-Adding a provider kind is one adapter class plus one `ProviderRegistry.register(kind,
-factory)` call. Instances are built lazily on first use and cached, so SDK connection
+The providers and their settings come from the vendors' descriptors
+(`providers.descriptors`); a kind without a descriptor (a test double, a plugin's own
+adapter) is one adapter class plus one `ProviderRegistry.register(kind, factory)` call.
+Instances are built lazily on first use and cached, so SDK connection
 pools are reused across requests. The cache is kept per event loop: pooled async
 connections belong to the loop that opened them (relevant under `async_to_sync` and in
 tests, which run several loops in one process).
@@ -15,11 +17,13 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 
-from providers.base import Provider, ProviderConfig, ProviderKind
+from providers.base import Provider, ProviderConfig, ProviderDescriptor, ProviderKind
+from providers.descriptors import all_descriptors
 from providers.errors import ProviderNotConfiguredError, UnknownProviderError
 
 __all__ = [
     "DEFAULT_PROVIDER_NAMES",
+    "TIMEOUT_SETTINGS",
     "ProviderConfig",
     "ProviderKind",
     "ProviderRegistry",
@@ -30,7 +34,12 @@ __all__ = [
 
 ProviderFactory = Callable[[ProviderConfig], Provider]
 
-DEFAULT_PROVIDER_NAMES = ("openai", "anthropic", "local", "private")
+# The vendors shipped with the project, as registered when this module was imported.
+DEFAULT_PROVIDER_NAMES = tuple(d.name for d in all_descriptors())
+
+# Shared by every provider (seconds): connect, one socket read, the wait between whole
+# stream events (0 = none).
+TIMEOUT_SETTINGS = ("PROVIDER_CONNECT_TIMEOUT", "PROVIDER_READ_TIMEOUT", "PROVIDER_IDLE_TIMEOUT")
 
 
 class ProviderRegistry:
@@ -112,37 +121,16 @@ class ProviderRegistry:
 
 def _missing_setting(config: ProviderConfig) -> str | None:
     """The variable to set, or None when the provider can be used."""
-    if config.kind in ("openai", "anthropic") and not config.api_key:
+    if config.key_required and not config.api_key:
         return config.env_hint or f"{config.name.upper()}_API_KEY"
-    if not config.base_url and config.kind not in ("openai", "anthropic"):
+    if not config.base_url:
         return config.env_hint or f"{config.name.upper()}_BASE_URL"
     return None
 
 
 def _register_builtin_kinds() -> None:
-    # Imported lazily so that importing the registry does not load every vendor SDK.
-    def openai_factory(config: ProviderConfig) -> Provider:
-        from providers.openai_compat import OpenAIProvider
-
-        return OpenAIProvider(config)
-
-    def anthropic_factory(config: ProviderConfig) -> Provider:
-        from providers.anthropic_provider import AnthropicProvider
-
-        return AnthropicProvider(config)
-
-    def ollama_factory(config: ProviderConfig) -> Provider:
-        from providers.ollama import OllamaProvider
-
-        return OllamaProvider(config)
-
-    for kind, factory in (
-        ("openai", openai_factory),
-        ("openai_compatible", openai_factory),
-        ("anthropic", anthropic_factory),
-        ("ollama", ollama_factory),
-    ):
-        ProviderRegistry._factories.setdefault(kind, factory)
+    for described in all_descriptors():
+        ProviderRegistry._factories.setdefault(described.kind, described.adapter)
 
 
 def build_registry(configs: list[ProviderConfig]) -> ProviderRegistry:
@@ -151,14 +139,11 @@ def build_registry(configs: list[ProviderConfig]) -> ProviderRegistry:
 
 
 def configs_from_env(env: Mapping[str, str]) -> list[ProviderConfig]:
-    """The four default providers from environment-style settings.
+    """One configuration per registered vendor, from environment-style settings.
 
-    Variables: OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_DEFAULT_MODEL; ANTHROPIC_API_KEY,
-    ANTHROPIC_BASE_URL, ANTHROPIC_DEFAULT_MODEL, ANTHROPIC_MAX_TOKENS; LOCAL_LLM_ENDPOINT,
-    LOCAL_LLM_DEFAULT_MODEL; PRIVATE_CLOUD_ENDPOINT, PRIVATE_CLOUD_API_KEY,
-    PRIVATE_CLOUD_DEFAULT_MODEL; PROVIDER_CONNECT_TIMEOUT, PROVIDER_READ_TIMEOUT (per socket
-    read), PROVIDER_IDLE_TIMEOUT (between whole stream events; 0 = none), all in seconds.
-    Empty values count as unset.
+    Each vendor reads the settings its descriptor lists (OPENAI_API_KEY, OPENAI_BASE_URL,
+    OPENAI_DEFAULT_MODEL, ANTHROPIC_MAX_TOKENS, LOCAL_LLM_ENDPOINT, PRIVATE_CLOUD_ENDPOINT...);
+    all read TIMEOUT_SETTINGS. Empty values count as unset.
     """
 
     def get(name: str, default: str | None = None) -> str | None:
@@ -169,45 +154,29 @@ def configs_from_env(env: Mapping[str, str]) -> list[ProviderConfig]:
         "read_timeout": float(get("PROVIDER_READ_TIMEOUT", "120") or 120),
         "idle_timeout": float(get("PROVIDER_IDLE_TIMEOUT", "60") or "60"),
     }
-    return [
-        ProviderConfig(
-            name="openai",
-            kind="openai",
-            api_key=get("OPENAI_API_KEY"),
-            base_url=get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-            default_model=get("OPENAI_DEFAULT_MODEL", "gpt-4o-mini") or "",
-            env_hint="OPENAI_API_KEY",
-            **timeouts,
-        ),
-        ProviderConfig(
-            name="anthropic",
-            kind="anthropic",
-            api_key=get("ANTHROPIC_API_KEY"),
-            base_url=get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-            default_model=get("ANTHROPIC_DEFAULT_MODEL", "claude-haiku-4-5") or "",
-            env_hint="ANTHROPIC_API_KEY",
-            default_max_tokens=int(get("ANTHROPIC_MAX_TOKENS", "1024") or 1024),
-            **timeouts,
-        ),
-        ProviderConfig(
-            name="local",
-            kind="ollama",
-            api_key=None,
-            base_url=get("LOCAL_LLM_ENDPOINT", "http://localhost:11434"),
-            default_model=get("LOCAL_LLM_DEFAULT_MODEL", "llama3.2") or "",
-            env_hint="LOCAL_LLM_ENDPOINT",
-            **timeouts,
-        ),
-        ProviderConfig(
-            name="private",
-            kind="openai_compatible",
-            api_key=get("PRIVATE_CLOUD_API_KEY"),
-            base_url=get("PRIVATE_CLOUD_ENDPOINT"),
-            default_model=get("PRIVATE_CLOUD_DEFAULT_MODEL", "default") or "",
-            env_hint="PRIVATE_CLOUD_ENDPOINT",
-            **timeouts,
-        ),
-    ]
+    return [_config(described, env, timeouts) for described in all_descriptors()]
+
+
+def _config(
+    described: ProviderDescriptor, env: Mapping[str, str], timeouts: dict[str, float]
+) -> ProviderConfig:
+    fields: dict[str, object] = {}
+    for setting in described.settings:
+        value = env.get(setting.name) or setting.default
+        if value:
+            fields[setting.field] = setting.parse(value)
+    # Name the variable that is missing; when nothing is, the one that matters most.
+    key = described.setting("api_key") if described.key_required else None
+    needed = [s for s in (key, described.setting("base_url")) if s is not None]
+    missing = [s.name for s in needed if not fields.get(s.field)]
+    return ProviderConfig(
+        name=described.name,
+        kind=described.kind,
+        env_hint=(missing or [s.name for s in needed] or [""])[0],
+        key_required=described.key_required,
+        **fields,  # type: ignore[arg-type]
+        **timeouts,  # type: ignore[arg-type]
+    )
 
 
 def parse_model(

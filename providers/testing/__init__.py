@@ -1,6 +1,6 @@
 """Fake vendor servers for tests and benchmarks (no Django needed)."""
 
 from providers.testing._server import RecordedRequest, Script
-from providers.testing.fakes import FakeAnthropic, FakeOllama, FakeOpenAI
+from providers.testing.fakes import FakeAnthropic, FakeOllama, FakeOpenAI, fake_for
 
-__all__ = ["FakeAnthropic", "FakeOllama", "FakeOpenAI", "RecordedRequest", "Script"]
+__all__ = ["FakeAnthropic", "FakeOllama", "FakeOpenAI", "RecordedRequest", "Script", "fake_for"]

@@ -27,6 +27,10 @@ import contextlib
 import json
 import threading
 
+from providers.anthropic_provider import AnthropicProvider
+from providers.base import ProviderDescriptor
+from providers.ollama import OllamaProvider
+from providers.openai_compat import OpenAIProvider
 from providers.testing._chat import CREATED, ChatFake, Frame, Reply, halves, sse
 from providers.testing._server import RecordedRequest, Response, Script
 
@@ -386,6 +390,22 @@ VENDORS: dict[str, type[ChatFake]] = {
     "anthropic": FakeAnthropic,
     "ollama": FakeOllama,
 }
+
+# The fake that speaks each adapter's protocol: a vendor described with one of these
+# adapters (an OpenAI-compatible cloud, say) is faked with no further change.
+_FAKE_FOR_ADAPTER: dict[object, type[ChatFake]] = {
+    OpenAIProvider: FakeOpenAI,
+    AnthropicProvider: FakeAnthropic,
+    OllamaProvider: FakeOllama,
+}
+
+
+def fake_for(described: ProviderDescriptor) -> type[ChatFake]:
+    """The fake vendor server for a registered provider."""
+    try:
+        return _FAKE_FOR_ADAPTER[described.adapter]
+    except KeyError:
+        raise LookupError(f"No fake server speaks {described.adapter!r}") from None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import pytest
 
 from providers.base import Provider
+from providers.descriptors import all_descriptors
 from providers.errors import ProviderError
 from providers.registry import ProviderConfig, ProviderRegistry, build_registry
 from providers.retry import RetryPolicy
-from providers.testing import FakeAnthropic, FakeOllama, FakeOpenAI
+from providers.testing import fake_for
 from providers.testing.fakes import ChatFake
 from providers.types import (
     AttemptFailed,
@@ -23,24 +24,13 @@ from providers.types import (
     ToolSpec,
 )
 
-PROVIDER_NAMES = ("openai", "anthropic", "local", "private")
-FAKES: dict[str, type[ChatFake]] = {
-    "openai": FakeOpenAI,
-    "anthropic": FakeAnthropic,
-    "local": FakeOllama,
-    "private": FakeOpenAI,
-}
-KINDS = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "local": "ollama",
-    "private": "openai_compatible",
-}
-MODELS = {
-    "openai": "gpt-4o-mini",
-    "anthropic": "claude-haiku-4-5",
-    "local": "llama3.2",
-    "private": "meta-llama/Llama-3.1-8B-Instruct",
+DESCRIBED = {d.name: d for d in all_descriptors()}
+PROVIDER_NAMES = tuple(DESCRIBED)
+FAKES: dict[str, type[ChatFake]] = {name: fake_for(d) for name, d in DESCRIBED.items()}
+KINDS = {name: d.kind for name, d in DESCRIBED.items()}
+# The vendors' default models; a private cloud's model names often contain a slash.
+MODELS = {name: d.default_model for name, d in DESCRIBED.items()} | {
+    "private": "meta-llama/Llama-3.1-8B-Instruct"
 }
 
 # Tiny delays keep retry tests fast without changing what is being tested.
@@ -57,7 +47,7 @@ def config_for(name: str, fake: ChatFake, **overrides: object) -> ProviderConfig
     values: dict = {
         "name": name,
         "kind": KINDS[name],
-        "api_key": None if name in ("local", "private") else "test-key",
+        "api_key": "test-key" if DESCRIBED[name].key_required else None,
         "base_url": fake.base_url,
         "default_model": MODELS[name],
         "connect_timeout": 2.0,

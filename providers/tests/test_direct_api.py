@@ -4,12 +4,13 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conftest import async_client_for, read_sse
+from providers.descriptors import all_descriptors
 from providers.models import LlmCall
 from providers.records import wait_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PROVIDERS = ["openai", "anthropic", "local", "private"]
+PROVIDERS = [d.name for d in all_descriptors()]
 
 
 @pytest.fixture
