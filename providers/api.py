@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -17,6 +18,7 @@ from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
 from providers import direct, gateway, wire
+from providers.descriptors import descriptor
 from providers.errors import ProviderError
 from providers.tooling import tool_specs_from_openai
 from tenants.models import Subtenant
@@ -235,11 +237,14 @@ class ModelsView(AsyncAPIView):
 
 
 async def _provider_row(registry: Any, name: str) -> dict[str, Any]:
+    described = descriptor(name)
     row: dict[str, Any] = {
         "name": name,
         "configured": registry.is_configured(name),
         "default_model": registry.config(name).default_model,
         "models": [],
+        # What the vendor accepts, as its adapter describes it.
+        "capabilities": dataclasses.asdict(described.capabilities) if described else {},
     }
     if row["configured"]:
         try:

@@ -10,11 +10,11 @@ from rest_framework.response import Response
 from llmwrapper.api import StrictModelSerializer, paginated, principal, validate_json_object
 from llmwrapper.auth import IsAdminKey, IsApiKey
 from tenants import selectors, services
-from tenants.models import PROVIDER_CHOICES, ApiKey, Subtenant
+from tenants.models import ApiKey, Subtenant, provider_choices
 
 
 def validate_provider(value: str) -> str:
-    known = {name for name, _ in PROVIDER_CHOICES}
+    known = {name for name, _ in provider_choices()}
     if value and value not in known:
         raise serializers.ValidationError(f"Unknown provider; use one of {sorted(known)}.")
     return value

@@ -2,12 +2,12 @@ import uuid
 
 from django.db import models
 
-PROVIDER_CHOICES = [
-    ("openai", "OpenAI"),
-    ("anthropic", "Anthropic"),
-    ("local", "Local (Ollama)"),
-    ("private", "Private OpenAI-compatible cloud"),
-]
+from providers.descriptors import all_descriptors
+
+
+def provider_choices() -> list[tuple[str, str]]:
+    """The registered vendors; a callable, so adding one needs no migration."""
+    return [(d.name, d.label) for d in all_descriptors()]
 
 
 class Subtenant(models.Model):
@@ -15,7 +15,9 @@ class Subtenant(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
-    default_provider = models.CharField(max_length=32, blank=True, default="")
+    default_provider = models.CharField(
+        max_length=32, blank=True, default="", choices=provider_choices
+    )
     default_model = models.CharField(max_length=200, blank=True, default="")
     is_active = models.BooleanField(default=True)
     # Limits; empty means the service-wide default (RATE_LIMIT_*), 0 means unlimited.
