@@ -36,11 +36,12 @@ from providers.types import (
     collect,
 )
 
+# By kind (the wire protocol), so a vendor described with an existing adapter is covered.
 LIMIT_FIELD = {
     "openai": "max_completion_tokens",
     "anthropic": "max_tokens",
-    "local": "num_predict",
-    "private": "max_tokens",  # compatible servers rarely know max_completion_tokens
+    "ollama": "num_predict",
+    "openai_compatible": "max_tokens",  # compatible servers rarely know max_completion_tokens
 }
 STOP_FIELD = {"anthropic": "stop_sequences"}
 
@@ -280,10 +281,11 @@ async def test_generation_params_reach_the_vendor(upstream: Upstream):
     await upstream.provider.complete(request)
 
     body = upstream.fake.chat_requests()[-1].body
-    knobs = body["options"] if upstream.name == "local" else body  # Ollama nests them
+    kind = upstream.provider.config.kind
+    knobs = body["options"] if kind == "ollama" else body  # Ollama nests them
     assert knobs["temperature"] == 0.2
-    assert knobs[STOP_FIELD.get(upstream.name, "stop")] == ["END"]
-    assert knobs[LIMIT_FIELD[upstream.name]] == 50
+    assert knobs[STOP_FIELD.get(kind, "stop")] == ["END"]
+    assert knobs[LIMIT_FIELD[kind]] == 50
 
 
 async def test_the_default_model_is_used_when_the_request_names_none(upstream: Upstream):

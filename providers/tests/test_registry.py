@@ -97,7 +97,7 @@ def test_unknown_provider_is_a_400_listing_the_available_ones():
         registry.get("mistral")
 
     assert caught.value.status == 400
-    assert "anthropic, local, openai, private" in caught.value.message
+    assert ", ".join(sorted(DEFAULT_PROVIDER_NAMES)) in caught.value.message
 
 
 async def test_instances_are_built_once_and_reused():
