@@ -179,8 +179,8 @@ for _ in range({chats}):
 # What the gateway will send for the first chat: its window plus the new message.
 first = Chat.objects.get(pk=ids[0])
 recent = history.load_recent(chat=first)
-recent.append(Message(chat=first, sequence=first.last_sequence + 1, role='user',
-                      content={content!r}))
+recent.append(history.to_normalized(Message(
+    chat=first, sequence=first.last_sequence + 1, role='user', content={content!r})))
 recent = recent[-settings.CHAT_HISTORY_MAX_MESSAGES:]
 system = history.system_context(chat=first, include_memories=False, memory_keys=None)
 built = history.build_messages(chat=first, recent=recent, system=system)

@@ -12,27 +12,39 @@ from memories.selectors import memory_list
 from providers import types, wire
 
 
-def load_recent(*, chat: Chat, before_sequence: int | None = None) -> list[Message]:
-    """The newest messages that may enter the context window, oldest first.
+def load_recent(*, chat: Chat, before_sequence: int | None = None) -> list[types.Message]:
+    """The newest messages that may enter the context window, oldest first, normalized.
 
     Bounded by CHAT_HISTORY_MAX_MESSAGES so the cost of a send does not grow with the
-    chat's length.
+    chat's length; read as plain rows (the context needs five columns, not models).
     """
     qs = Message.objects.filter(chat=chat).exclude(status__in=["streaming", "error"])
     if before_sequence is not None:
         qs = qs.filter(sequence__lt=before_sequence)
-    recent = list(qs.order_by("-sequence")[: settings.CHAT_HISTORY_MAX_MESSAGES])
-    recent.reverse()
-    return recent
+    rows = list(
+        qs.order_by("-sequence").values_list(
+            "role", "content", "tool_calls", "tool_call_id", "name"
+        )[: settings.CHAT_HISTORY_MAX_MESSAGES]
+    )
+    rows.reverse()
+    return [_normalized(*row) for row in rows]
 
 
 def to_normalized(message: Message) -> types.Message:
+    return _normalized(
+        message.role, message.content, message.tool_calls, message.tool_call_id, message.name
+    )
+
+
+def _normalized(
+    role: str, content: str, tool_calls: list[dict], tool_call_id: str, name: str
+) -> types.Message:
     return types.Message(
-        role=message.role,  # type: ignore[arg-type]
-        content=message.content,
-        tool_calls=tuple(wire.tool_call_from_api(c) for c in message.tool_calls),
-        tool_call_id=message.tool_call_id or None,
-        name=message.name or None,
+        role=role,  # type: ignore[arg-type]
+        content=content,
+        tool_calls=tuple(wire.tool_call_from_api(c) for c in tool_calls),
+        tool_call_id=tool_call_id or None,
+        name=name or None,
     )
 
 
@@ -99,9 +111,9 @@ def system_context(*, chat: Chat, include_memories: bool, memory_keys: list[str]
 
 
 def build_messages(
-    *, chat: Chat, recent: Sequence[Message], system: str
+    *, chat: Chat, recent: Sequence[types.Message], system: str
 ) -> tuple[types.Message, ...]:
     budget = settings.CHAT_CONTEXT_MAX_TOKENS - (len(system) // 4)
-    history = fit_to_budget([to_normalized(m) for m in recent], budget_tokens=max(budget, 0))
+    history = fit_to_budget(recent, budget_tokens=max(budget, 0))
     prefix = (types.Message("system", system),) if system else ()
     return (*prefix, *history)

@@ -64,11 +64,15 @@ SEND_RESPONSE = inline_serializer(
 
 
 class _SendBase(AsyncAPIView):
+    # Authentication, the chat's lookup, the Idempotency-Key's claim and the turn's
+    # first write share one connection, handed back before the model is called.
+    keeps_connection = True
+
     async def _start(
         self, request: Request, chat_pk: str
     ) -> tuple[pipeline.TurnSpec, IdempotencyRecord | None]:
         key = principal(request).key
-        chat = await db.run(selectors.chat_access, key=key, chat_id=chat_pk)
+        chat = await db.run(selectors.chat_access, key=key, chat_id=chat_pk, keep=True)
         serializer = SendMessageSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -82,6 +86,7 @@ class _SendBase(AsyncAPIView):
                 raise ValidationFailedError("Idempotency-Key is too long (255 characters at most).")
             record = await db.run(
                 services.idempotency_claim,
+                keep=True,
                 chat=chat,
                 key=idempotency_key,
                 fingerprint=services.request_fingerprint(request.data),

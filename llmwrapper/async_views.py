@@ -20,6 +20,10 @@ from llmwrapper import db
 
 
 class AsyncAPIView(APIView):
+    # True for views whose handler reads the database at once: authentication's
+    # connection is then kept for it (see `db.run`), instead of a second checkout.
+    keeps_connection = False
+
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         self.args = args
         self.kwargs = kwargs
@@ -27,7 +31,7 @@ class AsyncAPIView(APIView):
         self.request = request
         self.headers = self.default_response_headers
         try:
-            await db.run(self.initial, request, *args, **kwargs)
+            await db.run(self.initial, request, *args, keep=self.keeps_connection, **kwargs)
             method = request.method.lower()
             handler = getattr(self, method, None) if method in self.http_method_names else None
             if handler is None:

@@ -74,20 +74,31 @@ def release() -> None:
         connection.close()
 
 
-def _once(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+def _once(fn: Callable[..., T], args: tuple, kwargs: dict, keep: bool) -> T:
+    failed = True
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
+        failed = False
+        return result
     finally:
-        release()
+        if failed or not keep:
+            release()
 
 
-async def run(fn: Callable[..., T], /, *args: Any, retry_for: float = 0.0, **kwargs: Any) -> T:
-    """One unit on the request's worker thread, from async code; see the module docstring."""
+async def run(
+    fn: Callable[..., T], /, *args: Any, retry_for: float = 0.0, keep: bool = False, **kwargs: Any
+) -> T:
+    """One unit on the request's worker thread, from async code; see the module docstring.
+
+    `keep=True` keeps the connection for the request's next unit, which must follow
+    without waiting on anything slow (a unit that releases it, or the request's end,
+    which closes it): each checkout from the pool costs a health-check round trip.
+    """
     deadline = time.monotonic() + retry_for
     delay = _FIRST_DELAY
     while True:
         try:
-            return await sync_to_async(_once)(fn, args, kwargs)
+            return await sync_to_async(_once)(fn, args, kwargs, keep)
         except DB_ERRORS as exc:
             if not retry_for or time.monotonic() + delay > deadline:
                 raise

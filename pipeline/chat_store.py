@@ -72,7 +72,8 @@ def open_send(send: ChatSend, target: gateway.Target) -> Opening:
     *stored, assistant = services.messages_append(
         chat=chat, messages=[*incoming, _streaming_assistant(target, {})]
     )
-    recent = [*recent, *stored][-settings.CHAT_HISTORY_MAX_MESSAGES :]
+    recent = [*recent, *map(history.to_normalized, stored)]
+    recent = recent[-settings.CHAT_HISTORY_MAX_MESSAGES :]
     messages = history.build_messages(chat=chat, recent=recent, system=system)
     return Opening(chat, messages, stored, assistant, chat.params, {})
 
