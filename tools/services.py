@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
@@ -22,15 +21,14 @@ from tenants.models import ApiKey, Subtenant
 from tools import netguard, runtime, selectors
 from tools.builtins import BUILTINS
 from tools.mcp.config import McpServerConfig
-from tools.mcp.errors import McpConfigError, McpRedirectError
+from tools.mcp.errors import McpConfigError, McpError, McpRedirectError
 from tools.models import Function, McpServer
+from tools.source_functions import FUNCTION_SOURCE
+from tools.source_mcp import MCP_SOURCE
 
 
-def catalog_changed() -> None:
-    """Tools were added or removed: offer the new set from the next request on."""
-    from tools.executor import catalog_changed as clear
-
-    clear()
+def _scope_id(owner: Subtenant | None) -> object | None:
+    return owner.pk if owner is not None else None
 
 
 def function_register(*, key: ApiKey, owner: Subtenant | None, data: dict[str, Any]) -> Function:
@@ -47,7 +45,7 @@ def function_register(*, key: ApiKey, owner: Subtenant | None, data: dict[str, A
     else:
         netguard.check_url(data["url"], runtime.outbound_policy(data["url"]))
         kind = Function.Kind.WEBHOOK
-    catalog_changed()
+    FUNCTION_SOURCE.invalidate(subtenant_id=_scope_id(owner))
     try:
         with transaction.atomic():
             return Function.objects.create(
@@ -73,7 +71,7 @@ def function_delete(*, owner: Subtenant | None, name: str) -> None:
     if name in BUILTINS:
         raise PermissionDeniedError(f"'{name}' is a built-in function and cannot be removed.")
     selectors.function_owned(subtenant=owner, name=name).delete()
-    catalog_changed()
+    FUNCTION_SOURCE.invalidate(subtenant_id=_scope_id(owner))
 
 
 async def function_execute(*, subtenant: Subtenant | None, name: str, arguments: dict) -> Any:
@@ -116,7 +114,7 @@ async def mcp_server_register(
         "headers": dict(config.headers) or None,
         "env": dict(config.env) if config.env else None,
     }
-    catalog_changed()
+    MCP_SOURCE.invalidate(subtenant_id=_scope_id(owner))
     try:
         return await McpServer.objects.acreate(
             subtenant=owner,
@@ -144,13 +142,11 @@ async def mcp_server_delete(*, owner: Subtenant | None, name: str) -> None:
     server = await sync_to_async(selectors.mcp_server_owned)(subtenant=owner, name=name)
     await runtime.mcp_manager().close(runtime.mcp_config(server))
     await server.adelete()
-    catalog_changed()
+    MCP_SOURCE.invalidate(subtenant_id=_scope_id(owner))
 
 
 async def mcp_tools_refresh(server: McpServer) -> list[dict[str, Any]]:
     """List the server's tools now; remember them, or the error, on the row."""
-    from tools.mcp.errors import McpError
-
     try:
         tools = [
             asdict(t) for t in await runtime.mcp_manager().list_tools(runtime.mcp_config(server))
@@ -160,7 +156,7 @@ async def mcp_tools_refresh(server: McpServer) -> list[dict[str, Any]]:
         await server.asave(update_fields=["status", "last_error", "updated_at"])
         return server.tools
     if tools != server.tools:
-        catalog_changed()
+        MCP_SOURCE.invalidate(subtenant_id=server.subtenant_id)
     server.status, server.last_error, server.tools = McpServer.Status.CONNECTED, "", tools
     server.last_checked_at = timezone.now()
     await server.asave(
@@ -195,10 +191,3 @@ async def mcp_tool_execute(
         "structured": result.structured,
         "text": result.text,
     }
-
-
-def result_text(value: Any) -> str:
-    """A tool result as the text a model reads."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
