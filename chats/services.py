@@ -8,8 +8,7 @@ import logging
 import uuid
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 
 from chats import leases
 from chats.models import Chat, IdempotencyRecord, Message
@@ -38,32 +37,42 @@ def chat_delete(*, chat: Chat) -> None:
 def messages_append(*, chat: Chat, messages: list[dict[str, Any]]) -> list[Message]:
     """Append messages with the next sequence numbers, atomically.
 
-    The chat row is locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite serializes
-    writers with IMMEDIATE transactions), so concurrent sends get distinct, gap-free,
-    ordered sequence numbers. A message appended as `streaming` starts with a lease.
+    One UPDATE ... RETURNING moves the chat's `last_sequence` on and locks its row to
+    the end of the transaction (SQLite serializes writers with IMMEDIATE transactions),
+    so concurrent sends get distinct, gap-free, ordered sequence numbers; the turn
+    itself never holds the row. A message appended as `streaming` starts with a lease.
     """
     deadline = leases.new_deadline()
     for fields in messages:
         if fields.get("status") == Message.Status.STREAMING:
             fields.setdefault("lease_expires_at", deadline)
     with transaction.atomic():
-        last = (
-            Chat.objects.select_for_update()
-            .filter(pk=chat.pk)
-            .values_list("last_sequence", flat=True)
-            .get()
-        )
+        last = _take_sequences(chat, len(messages)) - len(messages)
         created = Message.objects.bulk_create(
             [
                 Message(chat_id=chat.pk, sequence=last + i, **fields)
                 for i, fields in enumerate(messages, start=1)
             ]
         )
-        Chat.objects.filter(pk=chat.pk).update(
-            last_sequence=F("last_sequence") + len(messages), updated_at=_now()
-        )
     chat.last_sequence = last + len(messages)
     return created
+
+
+def _take_sequences(chat: Chat, count: int) -> int:
+    """Add `count` to the chat's `last_sequence`; the new value (in a transaction)."""
+    table = connection.ops.quote_name(Chat._meta.db_table)
+    pk = Chat._meta.pk.get_db_prep_value(chat.pk, connection)
+    updated_at = Chat._meta.get_field("updated_at").get_db_prep_value(_now(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_sequence = last_sequence + %s, updated_at = %s"  # noqa: S608
+            " WHERE id = %s RETURNING last_sequence",
+            [count, updated_at, pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Chat.DoesNotExist
+    return row[0]
 
 
 def message_update(*, message: Message, **fields: Any) -> Message:
@@ -72,9 +81,11 @@ def message_update(*, message: Message, **fields: Any) -> Message:
         fields["lease_expires_at"] = (
             leases.new_deadline() if fields["status"] == Message.Status.STREAMING else None
         )
+    fields["updated_at"] = _now()
     for field, value in fields.items():
         setattr(message, field, value)
-    message.save(update_fields=[*fields, "updated_at"])
+    # One UPDATE of these columns (a stream writes its message several times).
+    Message.objects.filter(pk=message.pk).update(**fields)
     return message
 
 
