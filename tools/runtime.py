@@ -21,7 +21,8 @@ from tools.builtins import BUILTINS, BuiltinTool
 from tools.mcp.config import McpServerConfig
 
 if TYPE_CHECKING:
-    from tools.mcp.manager import McpClientManager, McpToolResult
+    from tools.mcp.manager import McpClientManager
+    from tools.mcp.tool_types import McpToolResult
 from tools.models import Function, McpServer
 from tools.sandbox import Sandbox, SandboxLimits
 from tools.schema import validate_arguments

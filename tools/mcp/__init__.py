@@ -17,13 +17,13 @@ from tools.mcp.errors import (
 # The connection manager and the WebSocket transport load the MCP SDK (tens of MB):
 # they are imported on first use, so configs and errors stay cheap.
 _LAZY = {
-    "QUALIFIED_NAME_SEPARATOR": "tools.mcp.manager",
-    "HttpClientFactory": "tools.mcp.manager",
+    "QUALIFIED_NAME_SEPARATOR": "tools.mcp.tool_types",
+    "HttpClientFactory": "tools.mcp.transports",
     "McpClientManager": "tools.mcp.manager",
-    "McpTool": "tools.mcp.manager",
-    "McpToolResult": "tools.mcp.manager",
-    "UrlGuard": "tools.mcp.manager",
-    "qualified_tool_name": "tools.mcp.manager",
+    "McpTool": "tools.mcp.tool_types",
+    "McpToolResult": "tools.mcp.tool_types",
+    "UrlGuard": "tools.mcp.transports",
+    "qualified_tool_name": "tools.mcp.tool_types",
     "websocket_client": "tools.mcp.websocket",
 }
 
