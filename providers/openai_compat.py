@@ -1,9 +1,12 @@
 """OpenAI Chat Completions, for OpenAI itself and any OpenAI-compatible private cloud.
 
-Uses the official `openai` SDK, imported only here and only when an instance is built,
-so that reading the vendors' descriptors loads no SDK. `complete()` uses the vendor's
-non-streaming call, which is cheaper than assembling a stream; both paths share the
-request translation and the finish/usage mapping.
+Chat completions are posted as plain JSON over one reused `httpx` client per provider,
+and their answers (JSON, or the SSE stream's `data:` lines) read as plain dicts: the
+official SDK's request options and response models cost more CPU per call than the
+rest of the gateway's work on it. The SDK (imported only when an instance is built, so
+that reading the vendors' descriptors loads none) lists the models. `complete()` uses
+the vendor's non-streaming call, which is cheaper than assembling a stream; both paths
+share the request translation and the finish/usage mapping.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+
+import httpx
 
 from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
 from providers.errors import (
@@ -51,16 +56,14 @@ class OpenAIProvider(Provider):
 
     def __init__(self, config: ProviderConfig) -> None:
         import openai
-        from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
         super().__init__(config)
-        self._completion = ChatCompletion
-        self._chunks = openai.AsyncStream[ChatCompletionChunk]
         # Keyless self-hosted endpoints: send no Authorization header at all rather than
         # a made-up key; the SDK wants that omission stated on each request.
         self._request_headers: dict[str, Any] | None = (
             None if config.api_key else {"Authorization": openai.omit}
         )
+        timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
         self._client = openai.AsyncOpenAI(
             api_key=config.api_key or "",
             base_url=config.base_url,
@@ -68,6 +71,20 @@ class OpenAIProvider(Provider):
             max_retries=0,  # retries are ours (providers.retry)
             default_headers=config.extra_headers or None,
             _enforce_credentials=False,
+        )
+        self._url = str(config.base_url or "").rstrip("/") + "/chat/completions"
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "llmwrapper",
+            **(config.extra_headers or {}),
+        }
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            headers=headers,
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
         )
         # OpenAI deprecated max_tokens for max_completion_tokens; compatible servers
         # (vLLM, llama.cpp, TGI...) mostly know only max_tokens.
@@ -115,58 +132,61 @@ class OpenAIProvider(Provider):
 
     # -- calls ---------------------------------------------------------------------
 
-    async def _post(self, kwargs: dict[str, Any], *, stream: bool) -> Any:
-        """POST /chat/completions through the SDK's client, without its request-type
-        transformation: the body is already plain JSON, and checking every message
-        against the SDK's typed params costs more than the rest of a call as a
-        conversation grows. Responses, errors and streams are the SDK's own."""
+    def _body(self, kwargs: dict[str, Any], *, stream: bool) -> bytes:
         body = {k: v for k, v in kwargs.items() if k not in ("extra_body", "extra_headers")}
         body.update(kwargs.get("extra_body") or {})
-        options: dict[str, Any] = {}
-        if kwargs.get("extra_headers"):
-            options["headers"] = kwargs["extra_headers"]
-        if not stream:
-            return await self._client.post(
-                "/chat/completions", body=body, cast_to=self._completion, options=options
-            )
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-        return await self._client.post(
-            "/chat/completions",
-            body=body,
-            cast_to=self._completion,
-            options=options,
-            stream=True,
-            stream_cls=self._chunks,
-        )
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    async def _send(self, body: bytes, *, stream: bool) -> httpx.Response:
+        """POST /chat/completions; a status of 400 or more raises its ProviderError."""
+        request = self._http.build_request("POST", self._url, content=body)
+        response = await self._http.send(request, stream=stream)
+        if response.status_code >= 400:
+            try:
+                raw = await response.aread()
+            finally:
+                await response.aclose()
+            raise self._status_error(response, raw)
+        return response
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         try:
-            response = await self._post(self.build_kwargs(request), stream=False)
+            response = await self._send(
+                self._body(self.build_kwargs(request), stream=False), stream=False
+            )
+            data = response.json()
         except Exception as exc:
             raise self._error(exc, streaming=False) from exc
-        if not response.choices:
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not choices:
             raise ProviderUpstreamError("The response had no choices", provider=self.name)
-        choice = response.choices[0]
-        message = choice.message
+        choice = choices[0]
+        message = choice.get("message") or {}
         calls = tuple(
-            ToolCall(id=c.id, name=c.function.name, arguments=parse_arguments(c.function.arguments))
-            for c in message.tool_calls or ()
-            if getattr(c, "function", None) is not None
+            ToolCall(
+                id=c.get("id") or f"call_{index}",
+                name=c["function"].get("name") or "",
+                arguments=parse_arguments(c["function"].get("arguments")),
+            )
+            for index, c in enumerate(message.get("tool_calls") or ())
+            if isinstance(c.get("function"), dict)
         )
         return ChatResult(
-            text=message.content or "",
+            text=message.get("content") or "",
             tool_calls=calls,
-            usage=_usage(response.usage),
-            finish_reason=_finish(choice.finish_reason, bool(calls)),
-            model=response.model or self.model_for(request),
+            usage=_usage(data.get("usage")),
+            finish_reason=_finish(choice.get("finish_reason"), bool(calls)),
+            model=data.get("model") or self.model_for(request),
             provider=self.name,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        kwargs = self.build_kwargs(request)
+        body = self._body(self.build_kwargs(request), stream=True)
         try:
-            chunks = await self._post(kwargs, stream=True)
+            response = await self._send(body, stream=True)
         except Exception as exc:
             raise self._error(exc, streaming=False) from exc
 
@@ -175,32 +195,35 @@ class OpenAIProvider(Provider):
         saw_calls = False
         usage = Usage()
         try:
-            async with chunks:
-                async for chunk in self.wire_events(chunks):
-                    if chunk.usage is not None:
-                        usage = _usage(chunk.usage)
-                    if not chunk.choices:
-                        continue
-                    choice = chunk.choices[0]
-                    delta = choice.delta
-                    if delta is not None and delta.content:
-                        yield TextDelta(delta.content)
-                    for tc in (delta.tool_calls if delta is not None else None) or ():
-                        state = calls.setdefault(tc.index, {"id": None, "name": None, "args": []})
-                        name = tc.function.name if tc.function else None
-                        fragment = (tc.function.arguments if tc.function else None) or ""
-                        state["id"] = state["id"] or tc.id
-                        state["name"] = state["name"] or name
-                        state["args"].append(fragment)
-                    if choice.finish_reason is not None:
-                        finish = choice.finish_reason
-                        saw_calls = saw_calls or bool(calls)
-                        # Calls are complete once the model says it is done.
-                        for event in _complete_calls(calls):
-                            yield event
-                        calls.clear()
+            async for chunk in self.wire_events(_chunks(response)):
+                if chunk.get("usage"):
+                    usage = _usage(chunk["usage"])
+                choices = chunk.get("choices")
+                if not choices:
+                    continue
+                choice = choices[0]
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    yield TextDelta(delta["content"])
+                for tc in delta.get("tool_calls") or ():
+                    state = calls.setdefault(
+                        tc.get("index", 0), {"id": None, "name": None, "args": []}
+                    )
+                    function = tc.get("function") or {}
+                    state["id"] = state["id"] or tc.get("id")
+                    state["name"] = state["name"] or function.get("name")
+                    state["args"].append(function.get("arguments") or "")
+                if choice.get("finish_reason") is not None:
+                    finish = choice["finish_reason"]
+                    saw_calls = saw_calls or bool(calls)
+                    # Calls are complete once the model says it is done.
+                    for event in _complete_calls(calls):
+                        yield event
+                    calls.clear()
         except Exception as exc:
             raise self._error(exc, streaming=True) from exc
+        finally:
+            await response.aclose()
         if finish is None:
             raise ProviderStreamInterruptedError(
                 "The response stream ended before the model finished", provider=self.name
@@ -216,20 +239,36 @@ class OpenAIProvider(Provider):
             raise self._error(exc, streaming=False) from exc
 
     async def aclose(self) -> None:
+        await self._http.aclose()
         await self._client.close()
 
     # -- errors --------------------------------------------------------------------
 
+    def _status_error(self, response: httpx.Response, raw: bytes) -> ProviderError:
+        text = raw.decode("utf-8", "replace")
+        try:
+            body: Any = json.loads(text)
+        except ValueError:
+            body = None
+        detail = _vendor_message(body) or f"Error code: {response.status_code} - {text[:500]}"
+        return error_from_status(
+            response.status_code,
+            redact(detail, self.config.api_key),
+            provider=self.name,
+            retry_after=parse_retry_after(response.headers),
+        )
+
     def _error(self, exc: Exception, *, streaming: bool) -> ProviderError:
-        """Translate an SDK exception. `streaming` = raised while reading the body."""
+        """Translate a transport (or SDK) exception. `streaming` = raised while reading
+        the body."""
         import openai
 
         if isinstance(exc, ProviderError):
             return exc
         name, key = self.name, self.config.api_key
-        if isinstance(exc, openai.APITimeoutError):
+        if isinstance(exc, httpx.TimeoutException | openai.APITimeoutError):
             return ProviderTimeoutError(f"Provider '{name}' timed out", provider=name)
-        if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc, httpx.TransportError | openai.APIConnectionError):
             if streaming:
                 return ProviderStreamInterruptedError(
                     f"The connection to provider '{name}' broke mid-stream", provider=name
@@ -245,15 +284,37 @@ class OpenAIProvider(Provider):
                 provider=name,
                 retry_after=parse_retry_after(exc.response.headers),
             )
-        if isinstance(exc, openai.APIError):
+        if isinstance(exc, _StreamError):
             # An error object sent inside an otherwise successful stream.
-            detail = _vendor_message(exc.body) or exc.message
+            detail = _vendor_message(exc.body) or "The provider reported an error mid-stream"
             return ProviderUpstreamError(redact(detail, key), provider=name, retryable=True)
         if isinstance(exc, ValueError):  # undecodable JSON in the body
             return ProviderStreamInterruptedError(
                 f"Provider '{name}' sent an unreadable response", provider=name
             )
         return ProviderUpstreamError(redact(f"Provider '{name}' failed: {exc}", key), provider=name)
+
+
+class _StreamError(Exception):
+    def __init__(self, body: object) -> None:
+        super().__init__("error event in the stream")
+        self.body = body
+
+
+async def _chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of an SSE stream's `data:` lines, up to `[DONE]`."""
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        chunk = json.loads(data)
+        if not isinstance(chunk, dict):
+            raise ValueError("a stream chunk is not an object")
+        if "error" in chunk and not chunk.get("choices"):
+            raise _StreamError(chunk)
+        yield chunk
 
 
 def _message_to_openai(message: Message) -> dict[str, Any]:
@@ -312,9 +373,9 @@ def _finish(reason: str | None, calls_seen: bool) -> FinishReason:
 
 
 def _usage(usage: Any) -> Usage:
-    if usage is None:
+    if not isinstance(usage, dict):
         return Usage()
-    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+    return Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
 
 
 def _vendor_message(body: object) -> str | None:
