@@ -112,6 +112,7 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     litellm: Path | None = None  # bin/ of a virtualenv with LiteLLM's proxy: start it too
     litellm_workers: int = 2
+    upstream_args: tuple[str, ...] = ()  # e.g. ("--chunks", "20", "--chunk-delay", "0.1")
 
 
 # LiteLLM reads these to stay off the network: bundled model cost map, blog posts,
@@ -237,7 +238,13 @@ class Stack:
         port = free_port()
         server = self._spawn(
             "direct",
-            [self.config.python, str(BENCH / "upstream.py"), "--port", str(port)],
+            [
+                self.config.python,
+                str(BENCH / "upstream.py"),
+                "--port",
+                str(port),
+                *self.config.upstream_args,
+            ],
             f"http://127.0.0.1:{port}",
         )
         wait_http(server, "/v1/models")
