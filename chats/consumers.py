@@ -48,7 +48,7 @@ from llmwrapper import safejson
 from llmwrapper.auth import authenticate_raw_key, parse_bearer
 from llmwrapper.errors import ApplicationError, error_body
 from llmwrapper.observability.metrics import ACTIVE_STREAMS
-from providers.errors import ProviderError
+from providers.error_base import GatewayError
 from tenants.limits import check_request
 
 logger = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 key=self.key, chat_id=chat_id
             )
         except ApplicationError as exc:
-            return CLOSE_NOT_FOUND, exc.to_dict()
+            return CLOSE_NOT_FOUND, {"error": exc.to_dict()}
         return None
 
     async def _refuse(self, code: int, body: dict[str, Any]) -> None:
@@ -307,15 +307,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             send.turn = await pipeline.start(
                 turns.send_spec(chat=self.chat, key=self.key, data=data)
             )
-        except ApplicationError as exc:
-            await self._own_event(send, "error", exc.to_dict()["error"])
-            return
-        except ProviderError as exc:
-            await self._own_event(send, "error", exc.to_dict())
-            return
         except (KeyError, ValueError) as exc:
+            # Before the base: bad tools (McpConfigError too) answer as they always have.
             body = error_body("validation_error", "Invalid tools.", {"tools": [str(exc)]})
             await self._own_event(send, "error", body["error"])
+            return
+        except GatewayError as exc:
+            await self._own_event(send, "error", exc.to_dict())
             return
         events = turns.chat_events(send.turn, origin=self.channel_name)
         async with aclosing(events):

@@ -1,7 +1,8 @@
 """The one error shape of the API: `{"error": {"type", "message", "details"}}`.
 
-Services raise `ApplicationError` subclasses; DRF exceptions, Django's 404s and
-anything unexpected are translated here, so no response is ever a stack trace or an
+Every error family of the project subclasses `GatewayError` (providers/error_base.py)
+and renders through its `to_dict()`; DRF exceptions, Django's 404s and anything
+unexpected are translated here, so no response is ever a stack trace or an
 HTML page.
 """
 
@@ -16,21 +17,16 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 from llmwrapper.db import DB_ERRORS
+from providers.error_base import GatewayError
 
 logger = logging.getLogger(__name__)
 
 
-class ApplicationError(Exception):
+class ApplicationError(GatewayError):
+    """The services' errors (404, 409, validation, limits); other families share the base."""
+
     type = "application_error"
     status = 400
-
-    def __init__(self, message: str, *, details: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-    def to_dict(self) -> dict[str, Any]:
-        return error_body(self.type, self.message, self.details)
 
 
 class ResourceNotFoundError(ApplicationError):
@@ -95,20 +91,8 @@ def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, Any, int]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception raised in an API view ends here."""
     headers: dict[str, str] = {}
-    from providers.errors import ProviderError
-    from tools.errors import ToolError
-    from tools.mcp.errors import McpError
-
-    if isinstance(exc, ApplicationError):
-        body, status = exc.to_dict(), exc.status
-        headers = getattr(exc, "headers", {}) or {}
-    elif isinstance(exc, ProviderError):
-        body, status, headers = {"error": exc.to_dict()}, exc.status, exc.headers
-    elif isinstance(exc, ToolError):
-        body = error_body(exc.type, exc.message, exc.details or None)
-        status = exc.status
-    elif isinstance(exc, McpError):
-        body, status = {"error": exc.as_dict()}, exc.status
+    if isinstance(exc, GatewayError):
+        body, status, headers = {"error": exc.to_dict()}, exc.status, dict(exc.headers)
     elif isinstance(exc, drf_exceptions.APIException):
         type_, message, details, status = _drf_error(exc)
         body = error_body(type_, message, details)

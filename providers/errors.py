@@ -17,8 +17,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from providers.error_base import GatewayError
 
-class ProviderError(Exception):
+
+class ProviderError(GatewayError):
     status: int = 502
     type: str = "provider_error"
     retryable: bool = False
@@ -33,16 +35,14 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, details=dict(details or {}))
         self.provider = provider
         self.upstream_status = upstream_status
         if retryable is not None:
             self.retryable = retryable
         self.retry_after = retry_after
-        self.details = dict(details or {})
 
-    def to_dict(self) -> dict[str, Any]:
+    def wire_details(self) -> dict[str, Any]:
         details: dict[str, Any] = {
             "provider": self.provider,
             "upstream_status": self.upstream_status,
@@ -50,7 +50,7 @@ class ProviderError(Exception):
         }
         if self.retry_after_seconds is not None:
             details["retry_after"] = self.retry_after_seconds
-        return {"type": self.type, "message": self.message, "details": details}
+        return details
 
     @property
     def retry_after_seconds(self) -> int | None:

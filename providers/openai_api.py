@@ -33,6 +33,7 @@ from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import stream_response
 from providers import gateway, wire
 from providers.api import GenerationFieldsMixin, MessageInputSerializer
+from providers.error_base import GatewayError
 from providers.errors import ProviderError
 from providers.loop import TurnCompleted
 from providers.tooling import tool_specs_from_openai
@@ -111,7 +112,7 @@ def openai_error(exc: Exception) -> OpenAIError:
         return OpenAIError(429, str(exc.detail), "rate_limit_exceeded", "rate_limit_exceeded")
     if isinstance(exc, drf_exceptions.APIException):
         return OpenAIError(exc.status_code, str(exc.detail), "invalid_request_error")
-    if isinstance(exc, ProviderError | ApplicationError) and exc.status == 429:
+    if isinstance(exc, GatewayError) and exc.status == 429:
         # The vendor's limit or ours: the SDKs raise RateLimitError and honour Retry-After.
         code = "insufficient_quota" if exc.type == "token_budget_exhausted" else None
         return OpenAIError(
@@ -119,7 +120,7 @@ def openai_error(exc: Exception) -> OpenAIError:
             exc.message,
             "rate_limit_error",
             code or "rate_limit_exceeded",
-            headers=getattr(exc, "headers", None),
+            headers=dict(exc.headers),
         )
     if isinstance(exc, ProviderError):
         if exc.type in ("unknown_provider", "model_not_found"):

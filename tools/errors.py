@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from providers.error_base import GatewayError
 
-class ToolError(Exception):
+
+class ToolError(GatewayError):
     type = "tool_error"
     status = 400
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
+        super().__init__(message, details=details or {})
+
+    def wire_details(self) -> dict[str, Any] | None:
+        # No details go on the wire as null, not as {}.
+        return self.details or None
 
 
 class ToolInputError(ToolError):

@@ -1,8 +1,8 @@
 """Errors raised by the MCP client.
 
-They mirror the project's error shape (a snake_case ``type``, an HTTP-ish ``status``, a
-``message`` and optional ``details``) without importing Django, so the API layer can
-render them as ``{"error": {"type": ..., "message": ..., "details": ...}}`` as they are.
+They subclass the project's Django-free error base (a snake_case ``type``, an HTTP-ish
+``status``, a ``message`` and optional ``details``), so the API layer renders them as
+``{"error": {"type": ..., "message": ..., "details": ...}}`` as they are.
 Messages name the server by its configured name only: URLs, headers, commands and
 arguments can carry credentials and never appear in them.
 """
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from providers.error_base import GatewayError
 
-class McpError(Exception):
+
+class McpError(GatewayError):
     """Base class of every error the MCP client raises."""
 
     type = "mcp_error"
@@ -21,14 +23,9 @@ class McpError(Exception):
     def __init__(
         self, message: str, *, details: dict[str, Any] | None = None, status: int | None = None
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
+        super().__init__(message, details=details or {})
         if status is not None:  # the same failure can be the caller's fault in one place
             self.status = status
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "details": self.details}
 
 
 class McpConfigError(McpError, ValueError):
