@@ -215,3 +215,20 @@ def test_viewer_sees_a_message_sent_through_another_process(setup, app_process):
     frames = asyncio.run(scenario())
     assert frames[-1]["type"] == "message.completed"
     assert frames[-1]["message"]["content"] == "across processes"
+
+
+async def test_an_error_has_the_same_body_over_http_and_websocket(setup):
+    chat, raw, fakes = setup
+    send = {"content": "hi", "fallbacks": ["nowhere/some-model"]}
+    response = await async_client_for(raw).post(
+        f"/api/v1/chats/{chat.id}/messages", send, content_type="application/json"
+    )
+    ws = connect_to(chat, raw)
+    await ws.connect()
+    await ws.send_json_to({"type": "message.send", **send})
+    frames = await receive_until_end(ws)
+    await ws.disconnect()
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "unknown_provider"
+    assert frames == [{"type": "error", "error": response.json()["error"]}]
+    assert fakes.openai.chat_requests() == []
