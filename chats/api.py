@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from chats import selectors, services
 from chats.serializers import ChatDetailSerializer, ChatSerializer
 from llmwrapper.api import paginated, principal
-from tenants.selectors import subtenant_access
+from llmwrapper.tenancy import named_subtenant
 
 
 class SubtenantChatViewSet(viewsets.ViewSet):
@@ -19,11 +19,11 @@ class SubtenantChatViewSet(viewsets.ViewSet):
     serializer_class = ChatSerializer
 
     def list(self, request: Request, subtenant_pk: str) -> Response:
-        subtenant = subtenant_access(key=principal(request).key, subtenant_id=subtenant_pk)
+        subtenant = named_subtenant(request, subtenant_pk)
         return paginated(request, selectors.chat_list(subtenant=subtenant), ChatSerializer)
 
     def create(self, request: Request, subtenant_pk: str) -> Response:
-        subtenant = subtenant_access(key=principal(request).key, subtenant_id=subtenant_pk)
+        subtenant = named_subtenant(request, subtenant_pk)
         serializer = ChatSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         chat = services.chat_create(subtenant=subtenant, **serializer.validated_data)

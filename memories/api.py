@@ -6,10 +6,10 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from llmwrapper.api import StrictModelSerializer, paginated, principal
+from llmwrapper.api import StrictModelSerializer, paginated
+from llmwrapper.tenancy import named_subtenant
 from memories import selectors, services
 from memories.models import Memory
-from tenants.selectors import subtenant_access
 
 
 class MemorySerializer(StrictModelSerializer):
@@ -38,32 +38,29 @@ class MemoryViewSet(viewsets.ViewSet):
     serializer_class = MemorySerializer
     lookup_field = "key"
 
-    def _subtenant(self, request: Request, subtenant_pk: str):  # type: ignore[no-untyped-def]
-        return subtenant_access(key=principal(request).key, subtenant_id=subtenant_pk)
-
     def list(self, request: Request, subtenant_pk: str) -> Response:
-        subtenant = self._subtenant(request, subtenant_pk)
+        subtenant = named_subtenant(request, subtenant_pk)
         return paginated(request, selectors.memory_list(subtenant=subtenant), MemorySerializer)
 
     def create(self, request: Request, subtenant_pk: str) -> Response:
-        subtenant = self._subtenant(request, subtenant_pk)
+        subtenant = named_subtenant(request, subtenant_pk)
         serializer = MemorySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         memory = services.memory_create(subtenant=subtenant, **serializer.validated_data)
         return Response(MemorySerializer(memory).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, subtenant_pk: str, key: str) -> Response:
-        subtenant = self._subtenant(request, subtenant_pk)
+        subtenant = named_subtenant(request, subtenant_pk)
         return Response(MemorySerializer(selectors.memory_get(subtenant=subtenant, key=key)).data)
 
     def update(self, request: Request, subtenant_pk: str, key: str) -> Response:
-        subtenant = self._subtenant(request, subtenant_pk)
+        subtenant = named_subtenant(request, subtenant_pk)
         serializer = MemoryUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         memory = services.memory_update(subtenant=subtenant, key=key, **serializer.validated_data)
         return Response(MemorySerializer(memory).data)
 
     def destroy(self, request: Request, subtenant_pk: str, key: str) -> Response:
-        subtenant = self._subtenant(request, subtenant_pk)
+        subtenant = named_subtenant(request, subtenant_pk)
         services.memory_delete(subtenant=subtenant, key=key)
         return Response(status=status.HTTP_204_NO_CONTENT)

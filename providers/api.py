@@ -17,12 +17,11 @@ from llmwrapper.api import StrictSerializer, principal
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
+from llmwrapper.tenancy import billed_subtenant, named_subtenant
 from providers import direct, gateway, wire
 from providers.descriptors import descriptor
 from providers.errors import ProviderError
 from providers.tooling import tool_specs_from_openai
-from tenants.models import Subtenant
-from tenants.selectors import subtenant_access
 
 ROLES = ["system", "user", "assistant", "tool"]
 
@@ -127,22 +126,13 @@ class CompletionRequestSerializer(StrictSerializer, GenerationFieldsMixin):
     )
 
 
-def selected_subtenant(request: Request, data: dict) -> Subtenant:
-    caller = principal(request)
-    if caller.is_admin and not data.get("subtenant"):
-        raise serializers.ValidationError({"subtenant": ["Required with an admin key."]})
-    if not data.get("subtenant"):
-        return caller.subtenant  # type: ignore[return-value]
-    return subtenant_access(key=caller.key, subtenant_id=data["subtenant"])
-
-
 async def start_direct_turn(request: Request) -> pipeline.Turn:
     serializer = CompletionRequestSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     caller = principal(request)
     if data.get("subtenant") or caller.is_admin:
-        subtenant = await sync_to_async(selected_subtenant)(request, data)
+        subtenant = await sync_to_async(billed_subtenant)(request, data.get("subtenant"))
     else:
         subtenant = caller.subtenant  # the key's own: nothing to look up
     try:
@@ -304,7 +294,7 @@ class UsageView(AsyncAPIView):
         query.is_valid(raise_exception=True)
 
         def report() -> dict:
-            subtenant = subtenant_access(key=principal(request).key, subtenant_id=subtenant_pk)
+            subtenant = named_subtenant(request, subtenant_pk)
             return usage_report(subtenant=subtenant, **query.validated_data)
 
         return Response(await sync_to_async(report)())

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from llmwrapper.api import StrictModelSerializer, paginated, principal, validate_json_object
 from llmwrapper.auth import IsAdminKey, IsApiKey
+from llmwrapper.tenancy import named_subtenant
 from tenants import selectors, services
 from tenants.models import ApiKey, Subtenant, provider_choices
 
@@ -69,18 +70,18 @@ class SubtenantViewSet(viewsets.ViewSet):
         return Response(SubtenantSerializer(subtenant).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        subtenant = selectors.subtenant_access(key=principal(request).key, subtenant_id=pk)
+        subtenant = named_subtenant(request, pk)
         return Response(SubtenantSerializer(subtenant).data)
 
     def update(self, request: Request, pk: str) -> Response:
-        subtenant = selectors.subtenant_access(key=principal(request).key, subtenant_id=pk)
+        subtenant = named_subtenant(request, pk)
         serializer = SubtenantSerializer(subtenant, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         subtenant = services.subtenant_update(subtenant=subtenant, **serializer.validated_data)
         return Response(SubtenantSerializer(subtenant).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        subtenant = selectors.subtenant_access(key=principal(request).key, subtenant_id=pk)
+        subtenant = named_subtenant(request, pk)
         services.subtenant_delete(subtenant=subtenant)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -121,7 +122,7 @@ class ApiKeyViewSet(viewsets.ViewSet):
     def _owner(self, request: Request, subtenant_pk: str | None) -> Subtenant | None:
         if subtenant_pk is None:
             return None
-        return selectors.subtenant_access(key=principal(request).key, subtenant_id=subtenant_pk)
+        return named_subtenant(request, subtenant_pk)
 
     def list(self, request: Request, subtenant_pk: str | None = None) -> Response:
         qs = selectors.api_key_list(subtenant=self._owner(request, subtenant_pk))

@@ -13,11 +13,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from llmwrapper.api import StrictSerializer, listing, principal, query_param
+from llmwrapper.api import StrictSerializer, listing, principal
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.secrets import unseal
-from tenants.models import Subtenant
-from tenants.selectors import subtenant_access
+from llmwrapper.tenancy import tool_scope
 from tools import selectors, services
 from tools.builtins import BUILTINS
 from tools.models import Function, McpServer
@@ -29,17 +28,6 @@ SUBTENANT_PARAM = OpenApiParameter(
     OpenApiTypes.UUID,
     description="Admin keys: act on this subtenant's tools instead of the global ones.",
 )
-
-
-def caller_scope(request: Request, subtenant_id: Any = None) -> Subtenant | None:
-    """The subtenant whose tools the request addresses (None: the global ones)."""
-    caller = principal(request)
-    if not caller.is_admin:
-        if subtenant_id and str(subtenant_id) != str(caller.key.subtenant_id):
-            subtenant_access(key=caller.key, subtenant_id=subtenant_id)  # raises 404
-        return caller.subtenant
-    subtenant_id = subtenant_id or query_param(request, "subtenant", serializers.UUIDField())
-    return subtenant_access(key=caller.key, subtenant_id=subtenant_id) if subtenant_id else None
 
 
 class FunctionRegisterSerializer(StrictSerializer):
@@ -134,7 +122,7 @@ class FunctionListView(APIView):
     )
     def get(self, request: Request) -> Response:
         """Built-in and registered functions available to the caller."""
-        scope, admin = caller_scope(request), principal(request).is_admin
+        scope, admin = tool_scope(request), principal(request).is_admin
         rows = [function_row(None, name, admin=admin) for name in BUILTINS]
         rows += [
             function_row(f, f.name, admin=admin)
@@ -153,7 +141,7 @@ class FunctionRegisterView(APIView):
         serializer = FunctionRegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        owner = caller_scope(request, data.pop("subtenant", None))
+        owner = tool_scope(request, data.pop("subtenant", None))
         function = services.function_register(key=principal(request).key, owner=owner, data=data)
         row = function_row(function, function.name, admin=principal(request).is_admin)
         return Response(row, status=status.HTTP_201_CREATED)
@@ -163,7 +151,7 @@ class FunctionDetailView(APIView):
     @extend_schema(parameters=[SUBTENANT_PARAM], responses={204: None}, tags=["functions"])
     def delete(self, request: Request, name: str) -> Response:
         """Unregister one of the caller's functions."""
-        services.function_delete(owner=caller_scope(request), name=name)
+        services.function_delete(owner=tool_scope(request), name=name)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -201,7 +189,7 @@ class FunctionExecuteView(AsyncAPIView):
     )
     async def post(self, request: Request, name: str) -> Response:
         """Run a function with the given arguments (validated against its schema)."""
-        scope = await sync_to_async(caller_scope)(request)
+        scope = await sync_to_async(tool_scope)(request)
         arguments = arguments_of(request.data)
         started = time.perf_counter()
         result = await services.function_execute(subtenant=scope, name=name, arguments=arguments)
@@ -301,7 +289,7 @@ class McpServersView(AsyncAPIView):
 
         def rows() -> list[dict[str, Any]]:
             admin = principal(request).is_admin
-            scope = caller_scope(request)
+            scope = tool_scope(request)
             return [
                 mcp_server_row(s, admin=admin) for s in selectors.mcp_server_list(subtenant=scope)
             ]
@@ -315,7 +303,7 @@ class McpServersView(AsyncAPIView):
         serializer = McpServerRegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        owner = await sync_to_async(caller_scope)(request, data.pop("subtenant", None))
+        owner = await sync_to_async(tool_scope)(request, data.pop("subtenant", None))
         server = await services.mcp_server_register(
             key=principal(request).key, owner=owner, data=data
         )
@@ -327,7 +315,7 @@ class McpServerDetailView(AsyncAPIView):
     @extend_schema(parameters=[SUBTENANT_PARAM], responses={204: None}, tags=["mcp"])
     async def delete(self, request: Request, name: str) -> Response:
         """Disconnect from and remove an MCP server."""
-        owner = await sync_to_async(caller_scope)(request)
+        owner = await sync_to_async(tool_scope)(request)
         await services.mcp_server_delete(owner=owner, name=name)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -357,7 +345,7 @@ class McpToolsView(AsyncAPIView):
     )
     async def get(self, request: Request) -> Response:
         """Tools of every available MCP server, listed live (cached list if a server is down)."""
-        scope = await sync_to_async(caller_scope)(request)
+        scope = await sync_to_async(tool_scope)(request)
         servers = await sync_to_async(selectors.mcp_server_list)(subtenant=scope)
         rows = []
         for server in servers:
@@ -396,7 +384,7 @@ class McpToolExecuteView(AsyncAPIView):
     )
     async def post(self, request: Request, name: str) -> Response:
         """Call an MCP tool by its qualified name (`<server>__<tool>`)."""
-        scope = await sync_to_async(caller_scope)(request)
+        scope = await sync_to_async(tool_scope)(request)
         result = await services.mcp_tool_execute(
             subtenant=scope, qualified_name=name, arguments=arguments_of(request.data)
         )
