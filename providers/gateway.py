@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from llmwrapper.observability.genai import observe_provider_call
 from providers.descriptors import setting_names
 from providers.errors import UnknownProviderError
 from providers.loop import TurnOptions
@@ -150,4 +151,5 @@ def turn_options(*, streaming: bool = True) -> TurnOptions:
             max_delay=settings.PROVIDER_RETRY_MAX_DELAY,
             total_timeout=settings.PROVIDER_TOTAL_TIMEOUT,
         ),
+        observe=observe_provider_call,
     )

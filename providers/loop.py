@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from providers.errors import ProviderError
-from providers.observed import Observed
+from providers.observed import CallObserver, Observed
 from providers.retry import ProviderChain, RetryPolicy, resilient
 from providers.types import (
     AttemptStarted,
@@ -95,6 +95,8 @@ class TurnOptions:
     tool_timeout_s: float = 30.0
     max_result_chars: int = 16_000
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # Telemetry for each model call (None: none; see providers.observed).
+    observe: CallObserver | None = None
 
 
 async def run_turn(
@@ -105,7 +107,8 @@ async def run_turn(
     options: TurnOptions | None = None,
 ) -> AsyncIterator[LoopEvent]:
     """Run one turn. `chain_for(request)` gives the provider chain (primary + fallbacks);
-    each model call runs through it as `Observed(resilient(chain, options.policy))`.
+    each model call runs through it as `Observed(resilient(chain, options.policy))`
+    (without `Observed` when `options.observe` is None).
 
     Provider errors propagate; events already yielded stay delivered, so the caller can
     keep the partial answer.
@@ -119,9 +122,7 @@ async def run_turn(
     for round_number in range(1, options.max_rounds + 1):
         round_ = None
         # Closed with the turn: a client gone mid-answer ends the model call at once.
-        async with aclosing(
-            _one_round(request, chain_for, options.policy, options.streaming)
-        ) as events:
+        async with aclosing(_one_round(request, chain_for, options)) as events:
             async for event in events:
                 if isinstance(event, RoundCompleted):
                     round_ = event
@@ -171,7 +172,7 @@ async def run_turn(
 
 
 async def _one_round(
-    request: ChatRequest, chain_for: ChainFactory, policy: RetryPolicy, streaming: bool = True
+    request: ChatRequest, chain_for: ChainFactory, options: TurnOptions
 ) -> AsyncIterator[LoopEvent]:
     started = time.perf_counter()
     first_token_ms: int | None = None
@@ -179,7 +180,10 @@ async def _one_round(
     calls: list[ToolCall] = []
     usage = Usage()
     finish = "stop"
-    provider = Observed(resilient(chain_for(request), policy))
+    provider = resilient(chain_for(request), options.policy)
+    if options.observe is not None:
+        provider = Observed(provider, options.observe)
+    streaming = options.streaming
     answered_by, answered_model = provider.name, provider.model_for(request)
     async with aclosing(events_of(provider, request, streaming=streaming)) as events:
         async for event in events:

@@ -1,12 +1,17 @@
-"""Telemetry as a provider: a span, metrics and the request log's figures for each call."""
+"""Telemetry as a provider: a span, metrics and the request log's figures for each call.
+
+The core records nothing itself: what observes a call is handed in (`CallObserver`;
+the Django side passes `llmwrapper.observability.genai.observe_provider_call`).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, aclosing
+from typing import Any
 
-from llmwrapper.observability.genai import observe_provider_call
+from providers.base import Provider
 from providers.types import (
     AttemptFailed,
     AttemptStarted,
@@ -20,9 +25,17 @@ from providers.types import (
 )
 from providers.wrapper import WrapperProvider, events_of
 
+# (provider, request) -> a context manager giving the observed call: `events(...)`,
+# `attempt_started`, `attempt_failed`, `output_started`, `complete(usage, ...)`.
+CallObserver = Callable[[Provider, ChatRequest], AbstractContextManager[Any]]
+
 
 class Observed(WrapperProvider):
     """`wrapped`, each call of it (retries and fallbacks included) observed as one."""
+
+    def __init__(self, wrapped: Provider, observe: CallObserver) -> None:
+        super().__init__(wrapped)
+        self.observe = observe
 
     async def _events(self, request: ChatRequest, *, streaming: bool) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
@@ -31,7 +44,7 @@ class Observed(WrapperProvider):
         finish = "stop"
         # A failure or the consumer closing this generator leaves the block with an
         # exception, which records a failed call.
-        with observe_provider_call(self.wrapped, request) as call:
+        with self.observe(self.wrapped, request) as call:
             async with aclosing(events_of(self.wrapped, request, streaming=streaming)) as events:
                 async for event in call.events(events):
                     if isinstance(event, AttemptStarted):

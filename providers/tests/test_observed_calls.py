@@ -9,11 +9,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY
 
 from llmwrapper.observability import metrics, tracing
+from llmwrapper.observability.genai import observe_provider_call
 from providers.errors import ProviderAuthError
 from providers.loop import RoundCompleted, TurnOptions, run_turn
 from providers.tests.conftest import FAST, ask
 from providers.types import TextDelta
 from providers.wrapper import WithModel
+
+OBSERVED = TurnOptions(policy=FAST, observe=observe_provider_call)
 
 
 @pytest.fixture
@@ -44,12 +47,7 @@ async def test_a_fallback_answer_is_one_span_named_after_the_provider_that_answe
     primary.fake.enqueue(status=401)
     fallback.fake.enqueue(text="from the fallback")
 
-    events = [
-        e
-        async for e in run_turn(
-            ask(), chain_for=lambda _: providers, options=TurnOptions(policy=FAST)
-        )
-    ]
+    events = [e async for e in run_turn(ask(), chain_for=lambda _: providers, options=OBSERVED)]
 
     [round_] = [e for e in events if isinstance(e, RoundCompleted)]
     assert (round_.provider, round_.model, round_.text) == (
@@ -75,7 +73,7 @@ async def test_a_call_closed_mid_answer_is_counted_for_the_provider_answering(ch
     fallback.fake.enqueue(text="a long answer in many pieces", chunks=6)
     before = calls("anthropic", "claude-sonnet-5", "cancelled")
 
-    turn = run_turn(ask(), chain_for=lambda _: providers, options=TurnOptions(policy=FAST))
+    turn = run_turn(ask(), chain_for=lambda _: providers, options=OBSERVED)
     assert isinstance(await anext(turn), TextDelta)
     await turn.aclose()
 
