@@ -12,7 +12,7 @@ from rest_framework import serializers
 from chats import selectors
 from chats.models import Chat, Message
 from llmwrapper.api import StrictModelSerializer, StrictSerializer, validate_json_object
-from providers.api import GenerationFieldsMixin
+from providers.request_fields import GenerationFieldsMixin
 from tenants.api import validate_provider
 
 MAX_MESSAGES_IN_CHAT_DETAIL = 200

@@ -32,10 +32,10 @@ from llmwrapper.errors import ApplicationError, database_unavailable
 from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import stream_response
 from providers import gateway, wire
-from providers.api import GenerationFieldsMixin, MessageInputSerializer
 from providers.error_base import GatewayError
 from providers.errors import ProviderError
 from providers.loop import TurnCompleted
+from providers.request_fields import GenerationFieldsMixin, MessageInputSerializer
 from providers.tooling import tool_specs_from_openai
 from providers.types import ToolCall
 from tenants.models import Subtenant
