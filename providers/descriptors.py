@@ -11,10 +11,10 @@ vendor SDK: adapters import theirs when an instance is built.
 
 from __future__ import annotations
 
-from providers.anthropic_provider import ANTHROPIC
 from providers.base import ProviderDescriptor, Setting
-from providers.ollama import LOCAL
-from providers.openai_compat import OPENAI, PRIVATE
+from providers.vendors.anthropic import ANTHROPIC
+from providers.vendors.ollama import LOCAL
+from providers.vendors.openai import OPENAI, PRIVATE
 
 __all__ = [
     "ProviderDescriptor",

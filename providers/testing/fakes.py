@@ -27,12 +27,12 @@ import contextlib
 import json
 import threading
 
-from providers.anthropic_provider import AnthropicProvider
 from providers.base import ProviderDescriptor
-from providers.ollama import OllamaProvider
-from providers.openai_compat import OpenAIProvider
 from providers.testing._chat import CREATED, ChatFake, Frame, Reply, halves, sse
 from providers.testing._server import RecordedRequest, Response, Script
+from providers.vendors.anthropic import AnthropicProvider
+from providers.vendors.ollama import OllamaProvider
+from providers.vendors.openai import OpenAIProvider
 
 
 class FakeOpenAI(ChatFake):

@@ -16,9 +16,9 @@ from django.test import Client
 from conftest import async_client_for
 from providers import descriptors, gateway
 from providers.base import Capabilities, ProviderDescriptor, Setting
-from providers.openai_compat import OpenAIProvider
 from providers.registry import DEFAULT_PROVIDER_NAMES, build_registry, configs_from_env
 from providers.testing import FakeOpenAI
+from providers.vendors.openai import OpenAIProvider
 from tenants.models import Subtenant, provider_choices
 
 # A fifth vendor as one would add it: an OpenAI-compatible cloud that wants a key.
