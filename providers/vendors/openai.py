@@ -1,12 +1,11 @@
 """OpenAI Chat Completions, for OpenAI itself and any OpenAI-compatible private cloud.
 
-Chat completions are posted as plain JSON over one reused `httpx` client per provider,
-and their answers (JSON, or the SSE stream's `data:` lines) read as plain dicts: the
-official SDK's request options and response models cost more CPU per call than the
-rest of the gateway's work on it. The SDK (imported only when an instance is built, so
-that reading the vendors' descriptors loads none) lists the models. `complete()` uses
-the vendor's non-streaming call, which is cheaper than assembling a stream; both paths
-share the request translation and the finish/usage mapping.
+Requests are posted as plain JSON over one reused `httpx` client per provider, and the
+answers (JSON, or the SSE stream's `data:` lines) read as plain dicts: the official
+SDK's request options and response models cost more CPU per call than the rest of the
+gateway's work on it. `complete()` uses the vendor's non-streaming call, which is
+cheaper than assembling a stream; both paths share the request translation and the
+finish/usage mapping.
 """
 
 from __future__ import annotations
@@ -55,31 +54,16 @@ class OpenAIProvider(Provider):
     """kind "openai" and "openai_compatible": same protocol, different endpoint and key."""
 
     def __init__(self, config: ProviderConfig) -> None:
-        import openai
-
         super().__init__(config)
-        # Keyless self-hosted endpoints: send no Authorization header at all rather than
-        # a made-up key; the SDK wants that omission stated on each request.
-        self._request_headers: dict[str, Any] | None = (
-            None if config.api_key else {"Authorization": openai.omit}
-        )
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
-        self._client = openai.AsyncOpenAI(
-            api_key=config.api_key or "",
-            base_url=config.base_url,
-            timeout=openai.Timeout(config.read_timeout, connect=config.connect_timeout),
-            max_retries=0,  # retries are ours (providers.retry)
-            default_headers=config.extra_headers or None,
-            _enforce_credentials=False,
-        )
-        self._url = str(config.base_url or "").rstrip("/") + "/chat/completions"
+        self._base = str(config.base_url or "").rstrip("/")
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": "llmwrapper",
             **(config.extra_headers or {}),
         }
-        if config.api_key:
+        if config.api_key:  # keyless self-hosted endpoints get no Authorization at all
             headers["Authorization"] = f"Bearer {config.api_key}"
         self._http = httpx.AsyncClient(
             timeout=timeout,
@@ -125,16 +109,13 @@ class OpenAIProvider(Provider):
         if p.response_format is not None:
             kwargs["response_format"] = p.response_format
         if p.extra:
-            kwargs["extra_body"] = dict(p.extra)
-        if self._request_headers:
-            kwargs["extra_headers"] = self._request_headers
+            kwargs.update(p.extra)
         return kwargs
 
     # -- calls ---------------------------------------------------------------------
 
-    def _body(self, kwargs: dict[str, Any], *, stream: bool) -> bytes:
-        body = {k: v for k, v in kwargs.items() if k not in ("extra_body", "extra_headers")}
-        body.update(kwargs.get("extra_body") or {})
+    def _body(self, request: ChatRequest, *, stream: bool) -> bytes:
+        body = self.build_kwargs(request)
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -142,7 +123,7 @@ class OpenAIProvider(Provider):
 
     async def _send(self, body: bytes, *, stream: bool) -> httpx.Response:
         """POST /chat/completions; a status of 400 or more raises its ProviderError."""
-        request = self._http.build_request("POST", self._url, content=body)
+        request = self._http.build_request("POST", self._base + "/chat/completions", content=body)
         response = await self._http.send(request, stream=stream)
         if response.status_code >= 400:
             try:
@@ -154,9 +135,7 @@ class OpenAIProvider(Provider):
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         try:
-            response = await self._send(
-                self._body(self.build_kwargs(request), stream=False), stream=False
-            )
+            response = await self._send(self._body(request, stream=False), stream=False)
             data = response.json()
         except Exception as exc:
             raise self._error(exc, streaming=False) from exc
@@ -184,7 +163,7 @@ class OpenAIProvider(Provider):
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        body = self._body(self.build_kwargs(request), stream=True)
+        body = self._body(request, stream=True)
         try:
             response = await self._send(body, stream=True)
         except Exception as exc:
@@ -233,14 +212,15 @@ class OpenAIProvider(Provider):
 
     async def list_models(self) -> list[str]:
         try:
-            models = self._client.models.list(extra_headers=self._request_headers)
-            return [model.id async for model in models]
+            response = await self._http.get(self._base + "/models")
+            if response.status_code >= 400:
+                raise self._status_error(response, response.content)
+            return [model["id"] for model in response.json().get("data") or ()]
         except Exception as exc:
             raise self._error(exc, streaming=False) from exc
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        await self._client.close()
 
     # -- errors --------------------------------------------------------------------
 
@@ -259,30 +239,19 @@ class OpenAIProvider(Provider):
         )
 
     def _error(self, exc: Exception, *, streaming: bool) -> ProviderError:
-        """Translate a transport (or SDK) exception. `streaming` = raised while reading
-        the body."""
-        import openai
-
+        """Translate a transport exception. `streaming` = raised while reading the body."""
         if isinstance(exc, ProviderError):
             return exc
         name, key = self.name, self.config.api_key
-        if isinstance(exc, httpx.TimeoutException | openai.APITimeoutError):
+        if isinstance(exc, httpx.TimeoutException):
             return ProviderTimeoutError(f"Provider '{name}' timed out", provider=name)
-        if isinstance(exc, httpx.TransportError | openai.APIConnectionError):
+        if isinstance(exc, httpx.TransportError):
             if streaming:
                 return ProviderStreamInterruptedError(
                     f"The connection to provider '{name}' broke mid-stream", provider=name
                 )
             return ProviderUpstreamError(
                 f"Could not connect to provider '{name}'", provider=name, retryable=True
-            )
-        if isinstance(exc, openai.APIStatusError):
-            detail = _vendor_message(exc.body) or exc.message
-            return error_from_status(
-                exc.status_code,
-                redact(detail, key),
-                provider=name,
-                retry_after=parse_retry_after(exc.response.headers),
             )
         if isinstance(exc, _StreamError):
             # An error object sent inside an otherwise successful stream.
