@@ -2,7 +2,7 @@
 
 When it is on, every HTTP request gets a server span (the ASGI instrumentation, renamed
 to the route pattern by the request middleware), with children for model calls and tool
-calls (`genai`), outgoing HTTP (httpx, and httpx2 under the OpenAI and Anthropic SDKs
+calls (`genai`), outgoing HTTP (httpx: OpenAI and Ollama; httpx2 under the Anthropic SDK
 and MCP), PostgreSQL (psycopg) and Redis. Spans go over OTLP (http/protobuf); the
 exporter reads the standard `OTEL_EXPORTER_OTLP_*` variables (endpoint, headers,
 timeout).
@@ -138,8 +138,8 @@ def _instrument_libraries(provider: Any) -> list[Any]:
     done = []
     # The instrumentors patch classes, so clients built before this point are covered too.
     for instrumentor in (
-        HTTPXClientInstrumentor(),  # Ollama
-        HTTPX2ClientInstrumentor(),  # the OpenAI and Anthropic SDKs, MCP over HTTP
+        HTTPXClientInstrumentor(),  # OpenAI and OpenAI-compatible, Ollama
+        HTTPX2ClientInstrumentor(),  # the Anthropic SDK, MCP over HTTP
         PsycopgInstrumentor(),
         RedisInstrumentor(),
     ):
