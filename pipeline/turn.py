@@ -41,7 +41,7 @@ from pipeline.events import (
     TurnError,
 )
 from pipeline.records import TurnRecords
-from pipeline.spec import ChatExchange, ChatSend, TurnSpec
+from pipeline.spec import ChatSend, TurnSpec
 from providers import gateway, wire
 from providers.errors import ProviderError
 from providers.loop import RoundCompleted, ToolExecutor, ToolResult, TurnCompleted, run_turn
@@ -84,15 +84,14 @@ class Turn:
     async def events(self, *, streaming: bool = True) -> AsyncIterator[Event]:
         """Run the turn (see the module docstring). `streaming=False` when nobody
         relays the stream: the vendor is then called without streaming."""
-        chat = self.progress.chat if self.progress else None
+        progress = self.progress
         records = TurnRecords(
             subtenant=self.spec.subtenant,
             api_key=self.spec.api_key,
             source=self.spec.source,
-            chat_id=chat.id if chat else None,
+            chat_id=progress.chat.id if progress else None,
         )
         turn_id = str(uuid.uuid4())
-        progress = self.progress
         parts: list[str] = []
         status, failure, reason = INTERRUPTED, None, ""
         started = time.perf_counter()
@@ -189,7 +188,13 @@ async def start(spec: TurnSpec) -> Turn:
     if isinstance(spec.chat, ChatSend):
         opening = await db.run(chat_store.open_send, spec.chat, target)
     else:
-        opening = await db.run(_open_exchange, spec.chat, spec, target)
+        opening = await db.run(
+            chat_store.open_exchange,
+            spec.chat,
+            subtenant=spec.subtenant,
+            messages=spec.messages,
+            target=target,
+        )
     request = replace(
         request,
         messages=opening.messages,
@@ -197,14 +202,6 @@ async def start(spec: TurnSpec) -> Turn:
     )
     progress = chat_store.ChatProgress(opening, target)
     return Turn(spec, request, target, fallbacks, executor, progress)
-
-
-def _open_exchange(
-    exchange: ChatExchange, spec: TurnSpec, target: gateway.Target
-) -> chat_store.Opening:
-    return chat_store.open_exchange(
-        exchange, subtenant=spec.subtenant, messages=spec.messages, target=target
-    )
 
 
 def _targets(spec: TurnSpec) -> tuple[gateway.Target, list[gateway.Target]]:

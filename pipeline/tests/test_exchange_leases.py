@@ -13,21 +13,12 @@ import pytest
 
 from chats import leases
 from chats.models import Chat
+from chats.tests.test_leases import _messages
 from providers.testing import FakeOpenAI
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WORDS = "one two three four five six seven eight"
-
-
-def _messages(url: str, chat: Chat, raw: str) -> list[dict]:
-    response = httpx.get(
-        f"{url}/api/v1/chats/{chat.id}/messages",
-        headers={"Authorization": f"Bearer {raw}"},
-        timeout=5,
-    )
-    response.raise_for_status()
-    return response.json()["results"]
 
 
 def _content(line: str) -> str:
