@@ -75,14 +75,14 @@ def release() -> None:
 
 
 def _once(fn: Callable[..., T], args: tuple, kwargs: dict, keep: bool) -> T:
-    failed = True
     try:
         result = fn(*args, **kwargs)
-        failed = False
-        return result
-    finally:
-        if failed or not keep:
-            release()
+    except BaseException:
+        release()  # a failed unit never keeps its connection
+        raise
+    if not keep:
+        release()
+    return result
 
 
 async def run(
