@@ -281,7 +281,11 @@ class FakeServer:
                 if not response.keep_alive:
                     break
                 await writer.drain()
-        except ConnectionError:
+        except (ConnectionError, RuntimeError) as exc:
+            # The client hung up: a write then fails with ConnectionError, or (uvloop)
+            # with RuntimeError once the transport is closed.
+            if isinstance(exc, RuntimeError) and not writer.transport.is_closing():
+                raise
             if response is not None and response._streaming:
                 self.aborted_streams += 1
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
