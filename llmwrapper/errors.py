@@ -131,10 +131,10 @@ def database_unavailable(exc: BaseException) -> tuple[dict[str, Any], int, dict[
     return body, 503, {"Retry-After": "1" if busy else "5"}
 
 
-def request_too_large_body() -> dict[str, Any]:
+def request_too_large_body(limit: int | None = None) -> dict[str, Any]:
     from django.conf import settings
 
-    limit = settings.MAX_REQUEST_BODY_BYTES
+    limit = limit or settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return error_body(
         "request_too_large",
         f"Request body exceeds the limit of {limit} bytes.",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -62,6 +63,17 @@ class GateMiddleware(AsyncCapableMiddleware):
         return self.refusal(request) or await self.get_response(request)
 
 
+_CONTENT_PATHS = re.compile(
+    r"^/(api/v1/llm/(complete|stream)|v1/chat/completions|api/v1/chats/[^/]+/messages(/stream)?)$"
+)
+
+
+def takes_content(path: str) -> bool:
+    """Whether the endpoint takes messages, which may carry images and documents
+    (their bodies may reach MAX_CONTENT_REQUEST_BYTES; others MAX_REQUEST_BODY_BYTES)."""
+    return _CONTENT_PATHS.match(path) is not None
+
+
 class BodySizeLimitMiddleware(GateMiddleware):
     """Answer 413 in the error shape when Content-Length exceeds the limit.
 
@@ -74,6 +86,7 @@ class BodySizeLimitMiddleware(GateMiddleware):
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         super().__init__(get_response)
         self.limit = settings.MAX_REQUEST_BODY_BYTES
+        self.content_limit = settings.MAX_CONTENT_REQUEST_BYTES
 
     def refusal(self, request: HttpRequest) -> JsonResponse | None:
         length = request.META.get("CONTENT_LENGTH")
@@ -83,8 +96,9 @@ class BodySizeLimitMiddleware(GateMiddleware):
             size = int(length)
         except ValueError:
             return error_response("bad_request", "Invalid Content-Length header.", 400)
-        if size > self.limit:
-            return JsonResponse(request_too_large_body(), status=413)
+        limit = self.content_limit if takes_content(request.path) else self.limit
+        if size > limit:
+            return JsonResponse(request_too_large_body(limit), status=413)
         return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

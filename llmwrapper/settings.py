@@ -232,7 +232,16 @@ CORS_EXPOSE_HEADERS = [
 # Request bodies above this size answer 413 (checked from Content-Length before reading,
 # and by Django while reading a body of unknown length).
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=1_048_576)
-DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# Bodies of the endpoints that take messages, which may carry images and documents
+# (chat sends, /api/v1/llm/complete|stream, /v1/chat/completions).
+MAX_CONTENT_REQUEST_BYTES = env.int("MAX_CONTENT_REQUEST_BYTES", default=32 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAX_REQUEST_BODY_BYTES, MAX_CONTENT_REQUEST_BYTES)
+
+# Images and documents in messages (see providers.content): the decoded size of one
+# part and of all parts of a message (413 above), and the parts of one message (400).
+CONTENT_PART_MAX_BYTES = env.int("CONTENT_PART_MAX_BYTES", default=10 * 1024 * 1024)
+CONTENT_MESSAGE_MAX_BYTES = env.int("CONTENT_MESSAGE_MAX_BYTES", default=20 * 1024 * 1024)
+CONTENT_MAX_PARTS = env.int("CONTENT_MAX_PARTS", default=20)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["llmwrapper.auth.ApiKeyAuthentication"],

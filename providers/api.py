@@ -59,7 +59,7 @@ async def start_direct_turn(request: Request) -> pipeline.Turn:
             provider=data.get("provider"),
             model=data.get("model"),
             fallbacks=data.get("fallbacks"),
-            messages=tuple(wire.message_from_api(m) for m in data["messages"]),
+            messages=wire.messages_from_api(data["messages"], limits=gateway.content_limits()),
             tools=tools,
             tool_choice=data.get("tool_choice"),
             params=data,

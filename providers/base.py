@@ -65,11 +65,12 @@ class Setting:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What the vendor's API accepts (not necessarily what the adapter sends yet)."""
+    """What the vendor's API accepts; the pipeline refuses parts the primary cannot take."""
 
     tools: bool = False
-    images: bool = False
-    documents: bool = False
+    images: bool = False  # image parts in user messages (providers.content)
+    documents: bool = False  # PDF parts
+    image_urls: bool = False  # fetches https:// images itself (else the gateway sends bytes)
     embeddings: bool = False
 
 

@@ -13,7 +13,9 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from llmwrapper.observability.genai import observe_provider_call
-from providers.descriptors import setting_names
+from providers.base import Capabilities
+from providers.content import ContentLimits
+from providers.descriptors import all_descriptors, setting_names
 from providers.errors import UnknownProviderError
 from providers.loop import TurnOptions
 from providers.registry import (
@@ -153,3 +155,17 @@ def turn_options(*, streaming: bool = True) -> TurnOptions:
         ),
         observe=observe_provider_call,
     )
+
+
+def content_limits() -> ContentLimits:
+    return ContentLimits(
+        part_bytes=settings.CONTENT_PART_MAX_BYTES,
+        message_bytes=settings.CONTENT_MESSAGE_MAX_BYTES,
+        parts=settings.CONTENT_MAX_PARTS,
+    )
+
+
+def capabilities(provider: str) -> Capabilities | None:
+    """What the provider's vendor accepts; None for a kind no descriptor describes."""
+    kind = registry().config(provider).kind
+    return next((d.capabilities for d in all_descriptors() if d.kind == kind), None)

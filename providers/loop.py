@@ -15,6 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from providers.content import Part
 from providers.errors import ProviderError
 from providers.observed import CallObserver, Observed
 from providers.retry import ProviderChain, RetryPolicy, resilient
@@ -35,8 +36,11 @@ from providers.wrapper import events_of
 
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:
-    content: str
+    content: str  # the result's text
     is_error: bool = False
+    # Images or documents the tool returned, with its text as a TextPart first; empty
+    # for a text-only result (see providers.content).
+    parts: tuple[Part, ...] = ()
 
 
 class ToolExecutor(Protocol):
@@ -156,7 +160,13 @@ async def run_turn(
                 *request.messages,
                 Message("assistant", round_.text, tool_calls=round_.tool_calls),
                 *(
-                    Message("tool", r.outcome.content, tool_call_id=r.call.id, name=r.call.name)
+                    Message(
+                        "tool",
+                        r.outcome.content,
+                        tool_call_id=r.call.id,
+                        name=r.call.name,
+                        parts=r.outcome.parts,
+                    )
                     for r in results
                 ),
             ),

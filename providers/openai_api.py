@@ -184,7 +184,9 @@ class ChatCompletionsView(_OpenAIView):
                 source="openai_compat",
                 model=fields["model"],
                 fallbacks=fields.get("fallbacks"),
-                messages=tuple(wire.message_from_api(m) for m in fields["messages"]),
+                messages=wire.messages_from_api(
+                    fields["messages"], limits=gateway.content_limits()
+                ),
                 tools=tool_specs_from_openai(fields.get("tools"), fields.get("functions")),
                 tool_choice=fields.get("tool_choice"),
                 params=params,

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from providers.content import Part
 from providers.errors import ProviderError, ProviderStreamInterruptedError
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -38,6 +39,9 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None  # set on role="tool": which call this answers
     name: str | None = None  # on role="tool": the tool's name (Ollama needs it)
+    # The whole content, in order, when it holds images or documents (`content` is then
+    # the text of these parts); empty for text-only messages. See providers.content.
+    parts: tuple[Part, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from providers.content import ContentLimits, parse_content, part_to_openai
 from providers.loop import ToolResult, TurnCompleted
 from providers.tooling import parse_arguments
 from providers.types import GenerationParams, Message, ToolCall, Usage
@@ -47,23 +48,38 @@ def usage_to_api(usage: Usage) -> dict[str, int]:
     }
 
 
-def content_text(content: Any) -> str:
-    """Message content as text: a string, or OpenAI-style parts of which text is kept."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-
-
-def message_from_api(data: dict[str, Any]) -> Message:
+def message_from_api(
+    data: dict[str, Any], *, where: str = "content", limits: ContentLimits
+) -> Message:
+    """One message as the API takes it; images and documents checked (ContentError)."""
+    text, parts = parse_content(
+        data.get("content"), where=where, role=data["role"], limits=limits
+    )
     return Message(
         role=data["role"],
-        content=content_text(data.get("content")),
+        content=text,
         tool_calls=tuple(tool_call_from_api(c) for c in data.get("tool_calls") or ()),
         tool_call_id=data.get("tool_call_id") or None,
         name=data.get("name") or None,
+        parts=parts,
     )
+
+
+def messages_from_api(
+    items: list[dict[str, Any]], *, limits: ContentLimits
+) -> tuple[Message, ...]:
+    """A request's `messages`; a refused part is named as `messages[i].content[j]`."""
+    return tuple(
+        message_from_api(m, where=f"messages[{i}].content", limits=limits)
+        for i, m in enumerate(items)
+    )
+
+
+def content_to_api(message: Message) -> str | list[dict[str, Any]]:
+    """A message's content as the API writes it: its text, or its parts."""
+    if message.parts:
+        return [part_to_openai(p) for p in message.parts]
+    return message.content
 
 
 def params_from(data: dict[str, Any], *defaults: dict[str, Any]) -> GenerationParams:

@@ -306,5 +306,7 @@ ANTHROPIC = ProviderDescriptor(
     ),
     key_required=True,
     # Anthropic has no embeddings endpoint.
-    capabilities=Capabilities(tools=True, images=True, documents=True, embeddings=False),
+    capabilities=Capabilities(
+        tools=True, images=True, documents=True, image_urls=True, embeddings=False
+    ),
 )

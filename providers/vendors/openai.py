@@ -371,7 +371,9 @@ OPENAI = ProviderDescriptor(
         Setting("OPENAI_DEFAULT_MODEL", "default_model", "gpt-4o-mini"),
     ),
     key_required=True,
-    capabilities=Capabilities(tools=True, images=True, documents=True, embeddings=True),
+    capabilities=Capabilities(
+        tools=True, images=True, documents=True, image_urls=True, embeddings=True
+    ),
 )
 
 # Any OpenAI-compatible server (vLLM, LM Studio, gateways): the same adapter, an endpoint
@@ -389,5 +391,6 @@ PRIVATE = ProviderDescriptor(
     key_required=False,
     # Tools are part of the protocol; images, documents and embeddings depend on the
     # server and its model, so none is assumed.
-    capabilities=Capabilities(tools=True),
+    # Parts are passed as given: the endpoint's own models decide what they take.
+    capabilities=Capabilities(tools=True, images=True, documents=True, image_urls=True),
 )
