@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from providers.content import Part
 from providers.types import Message, ToolSpec
 from tenants.models import ApiKey, Subtenant
 
@@ -15,7 +16,8 @@ class ChatSend:
     and what the client sent is stored first: its text, or results of tools it ran."""
 
     chat: Any  # chats.models.Chat
-    content: str | None = None
+    content: str | None = None  # the text (of the parts, when there are parts)
+    parts: tuple[Part, ...] = ()  # images and documents with the text, as providers.content
     tool_results: tuple[dict[str, Any], ...] = ()
     include_memories: bool = False
     memory_keys: list[str] | None = None

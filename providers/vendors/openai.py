@@ -389,8 +389,7 @@ PRIVATE = ProviderDescriptor(
         Setting("PRIVATE_CLOUD_DEFAULT_MODEL", "default_model", "default"),
     ),
     key_required=False,
-    # Tools are part of the protocol; images, documents and embeddings depend on the
-    # server and its model, so none is assumed.
-    # Parts are passed as given: the endpoint's own models decide what they take.
+    # Tools are part of the protocol; image and document parts are passed as given (the
+    # server's models decide what they take); embeddings are not assumed.
     capabilities=Capabilities(tools=True, images=True, documents=True, image_urls=True),
 )
