@@ -300,11 +300,45 @@ async def post_json(
     """POST ``payload`` as JSON to a vetted URL; return the parsed JSON answer (or text)."""
     request_headers = {"Accept": "application/json", "Accept-Encoding": "gzip, identity"}
     request_headers.update(headers or {})
+    resp, body = await _exchange("POST", url, policy, request_headers, json=payload)
+    try:
+        text = body.decode(resp.charset_encoding or "utf-8", errors="replace")
+    except LookupError:  # unknown charset name
+        text = body.decode("utf-8", errors="replace")
+    if resp.status_code >= 400:
+        raise OutboundRequestError(
+            f"the server answered {resp.status_code}",
+            details={"status": resp.status_code, "body": text[:500]},
+        )
+    if not body:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+async def get_bytes(url: str, *, policy: OutboundPolicy) -> tuple[str, bytes]:
+    """GET a vetted URL: its media type (lower case, no parameters) and its body."""
+    headers = {"Accept": "*/*", "Accept-Encoding": "gzip, identity"}
+    resp, body = await _exchange("GET", url, policy, headers)
+    if resp.status_code >= 400:
+        raise OutboundRequestError(
+            f"the server answered {resp.status_code}", details={"status": resp.status_code}
+        )
+    media_type = resp.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media_type, body
+
+
+async def _exchange(
+    method: str, url: str, policy: OutboundPolicy, headers: dict[str, str], **kw: Any
+) -> tuple[httpx.Response, bytes]:
+    """One request through the guard; the response and its body, bounded in time and size."""
     try:
         async with (
             asyncio.timeout(policy.timeout_s),
             make_guarded_client(policy) as client,
-            client.stream("POST", url, json=payload, headers=request_headers) as resp,
+            client.stream(method, url, headers=headers, **kw) as resp,
         ):
             length = resp.headers.get("content-length", "")
             if length.isdigit() and int(length) > policy.max_response_bytes:
@@ -323,21 +357,7 @@ async def post_json(
     except httpx.HTTPError as exc:
         # The exception's own text may name the pinned address; say what happened instead.
         raise OutboundRequestError(_failure_reason(exc)) from exc
-    try:
-        text = bytes(reader.body).decode(resp.charset_encoding or "utf-8", errors="replace")
-    except LookupError:  # unknown charset name
-        text = bytes(reader.body).decode("utf-8", errors="replace")
-    if resp.status_code >= 400:
-        raise OutboundRequestError(
-            f"the server answered {resp.status_code}",
-            details={"status": resp.status_code, "body": text[:500]},
-        )
-    if not reader.body:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    return resp, bytes(reader.body)
 
 
 def _failure_reason(exc: httpx.HTTPError) -> str:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
+from providers.content import ImagePart, Part, TextPart
 from providers.errors import (
     ProviderError,
     ProviderStreamInterruptedError,
@@ -239,16 +240,22 @@ def _messages_to_anthropic(messages: tuple[Message, ...]) -> list[dict[str, Any]
         blocks: list[dict[str, Any]]
         if message.role == "tool":
             role = "user"
+            result: str | list[dict[str, Any]] = message.content
+            if message.parts:
+                result = [b for p in message.parts if (b := _block(p))]
             blocks = [
                 {
                     "type": "tool_result",
                     "tool_use_id": message.tool_call_id or "",
-                    "content": message.content,
+                    "content": result,
                 }
             ]
         else:
             role = message.role
-            blocks = [{"type": "text", "text": message.content}] if message.content else []
+            if message.parts:
+                blocks = [b for p in message.parts if (b := _block(p))]
+            else:
+                blocks = [{"type": "text", "text": message.content}] if message.content else []
             blocks += [
                 {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
                 for c in message.tool_calls
@@ -265,6 +272,25 @@ def _messages_to_anthropic(messages: tuple[Message, ...]) -> list[dict[str, Any]
         if len(content) == 1 and content[0]["type"] == "text":
             turn["content"] = content[0]["text"]
     return turns
+
+
+def _block(part: Part) -> dict[str, Any] | None:
+    """A content part as an Anthropic content block (None for empty text, which the
+    API rejects)."""
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text} if part.text else None
+    if isinstance(part, ImagePart):
+        if part.url:
+            return {"type": "image", "source": {"type": "url", "url": part.url}}
+        source = {"type": "base64", "media_type": part.media_type, "data": part.base64()}
+        return {"type": "image", "source": source}
+    block: dict[str, Any] = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": part.media_type, "data": part.base64()},
+    }
+    if part.filename:
+        block["title"] = part.filename
+    return block
 
 
 def _json_schema(response_format: dict | None) -> dict | None:

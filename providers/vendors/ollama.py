@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
+from providers.content import ImagePart, Part, TextPart
 from providers.errors import (
     ProviderError,
     ProviderStreamInterruptedError,
@@ -39,6 +40,7 @@ from providers.types import (
     Usage,
     UsageEvent,
 )
+from providers.vendors.parts import lift_tool_parts, omitted
 
 _DONE: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 
@@ -213,8 +215,10 @@ class OllamaProvider(Provider):
 def _messages_to_ollama(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     names_by_id: dict[str, str] = {}
     out: list[dict[str, Any]] = []
-    for message in messages:
+    for message in lift_tool_parts(messages):
         item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.parts:
+            item.update(_content_and_images(message.parts))
         if message.tool_calls:
             item["tool_calls"] = [
                 {"function": {"name": c.name, "arguments": c.arguments}} for c in message.tool_calls
@@ -226,6 +230,24 @@ def _messages_to_ollama(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
                 item["tool_name"] = tool_name
         out.append(item)
     return out
+
+
+def _content_and_images(parts: tuple[Part, ...]) -> dict[str, Any]:
+    """Ollama's message: the text in `content`, images base64 in `images`; what it
+    cannot take (documents, images not fetched) is named in the text instead."""
+    texts: list[str] = []
+    images: list[str] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+        elif isinstance(part, ImagePart) and part.data is not None:
+            images.append(part.base64())
+        else:
+            texts.append(omitted(part, "Ollama"))
+    item: dict[str, Any] = {"content": "\n".join(t for t in texts if t)}
+    if images:
+        item["images"] = images
+    return item
 
 
 def _tool_call(raw: dict[str, Any]) -> ToolCall:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
+from providers.content import part_to_openai
 from providers.errors import (
     ProviderError,
     ProviderStreamInterruptedError,
@@ -40,6 +41,7 @@ from providers.types import (
     Usage,
     UsageEvent,
 )
+from providers.vendors.parts import lift_tool_parts
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -82,7 +84,7 @@ class OpenAIProvider(Provider):
         p = request.params
         kwargs: dict[str, Any] = {
             "model": self.model_for(request),
-            "messages": [_message_to_openai(m) for m in request.messages],
+            "messages": [_message_to_openai(m) for m in lift_tool_parts(request.messages)],
         }
         if request.tools:
             kwargs["tools"] = [
@@ -294,6 +296,8 @@ def _message_to_openai(message: Message) -> dict[str, Any]:
             "content": message.content,
         }
     out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.parts:
+        out["content"] = [part_to_openai(p) for p in message.parts]
     if message.role == "assistant" and message.tool_calls:
         out["content"] = message.content or None
         out["tool_calls"] = [
