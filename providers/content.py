@@ -225,10 +225,15 @@ def _too_large(where: str, limits: ContentLimits) -> ContentError:
     )
 
 
-def _looks_like(media_type: str, data: bytes) -> bool:
+def looks_like(media_type: str, data: bytes) -> bool:
+    """Whether `data` starts as `media_type` does (one of IMAGE_TYPES or DOCUMENT_TYPES);
+    False for any other type."""
     if media_type == "image/webp":
         return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    return any(data.startswith(magic) for magic in _MAGIC[media_type])
+    return any(data.startswith(magic) for magic in _MAGIC.get(media_type, ()))
+
+
+_looks_like = looks_like
 
 
 def part_to_openai(part: Part) -> dict[str, Any]:

@@ -102,13 +102,18 @@ def params_from(data: dict[str, Any], *defaults: dict[str, Any]) -> GenerationPa
 
 
 def tool_result_to_api(result: ToolResult) -> dict[str, Any]:
-    return {
+    """A server-side tool's result; `parts` (OpenAI's format, its text first) only when
+    the tool returned images or documents."""
+    out: dict[str, Any] = {
         "tool_call_id": result.call.id,
         "name": result.call.name,
         "content": result.outcome.content,
         "is_error": result.outcome.is_error,
         "latency_ms": result.latency_ms,
     }
+    if result.outcome.parts:
+        out["parts"] = [part_to_openai(p) for p in result.outcome.parts]
+    return out
 
 
 def completion_to_api(turn: TurnCompleted) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class ServerTools:
             outcome = await source.call(tool, call.arguments)
             if outcome.is_error:
                 observed.failed(outcome.failure or "tool_error")
-            return ToolOutcome(outcome.content, is_error=outcome.is_error)
+            return ToolOutcome(outcome.content, is_error=outcome.is_error, parts=outcome.parts)
 
 
 def _cached(subtenant: Subtenant) -> list[tuple[ToolSource, Sequence[SourceTool] | None]]:

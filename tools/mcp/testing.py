@@ -2,8 +2,10 @@
 
 Tools: ``add(a, b)``, ``echo(text)``, ``search(query)`` (answers with the server's
 ``--name``, so two servers with the same tool can be told apart), ``fail()`` (always
-raises), ``sleep(seconds)``, and diagnostics: ``handshakes_seen()`` (initialize and
-server/discover requests this process has seen), ``pid()``, ``env_keys()``.
+raises), ``sleep(seconds)``, ``media()`` (text, an image ``TINY_PNG``, an embedded PDF
+``TINY_PDF``, a text resource and a resource link), and diagnostics:
+``handshakes_seen()`` (initialize and server/discover requests this process has seen),
+``pid()``, ``env_keys()``.
 
 Run it by hand::
 
@@ -24,20 +26,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import logging
 import os
 import select
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
+import mcp_types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import SessionMessage
@@ -47,6 +53,51 @@ from tools.mcp.websocket import SUBPROTOCOL, encode_message, parse_frame
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HandshakeMethods = ("initialize", "server/discover")
+
+
+def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + bytes(rgb) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _pdf(text: str) -> bytes:
+    stream = f"BT /F1 12 Tf 20 20 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 50] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return out
+
+
+# A real 2x2 PNG and a real one-page PDF, as ``media()`` returns them.
+TINY_PNG = _png(2, 2, (220, 40, 40))
+TINY_PDF = _pdf("Q3 report")
 
 
 def build_server(name: str = "test") -> MCPServer:
@@ -85,6 +136,38 @@ def build_server(name: str = "test") -> MCPServer:
         """Wait, then answer (for timeout tests)."""
         await anyio.sleep(seconds)
         return "done"
+
+    @server.tool()
+    def media() -> mcp_types.CallToolResult:
+        """A chart, the report behind it, notes and a link to the raw data."""
+        return mcp_types.CallToolResult(
+            content=[
+                mcp_types.TextContent(type="text", text="Q3 sales: chart and report."),
+                mcp_types.ImageContent(
+                    type="image", data=base64.b64encode(TINY_PNG).decode(), mime_type="image/png"
+                ),
+                mcp_types.EmbeddedResource(
+                    type="resource",
+                    resource=mcp_types.BlobResourceContents(
+                        uri="file:///reports/q3.pdf",
+                        mime_type="application/pdf",
+                        blob=base64.b64encode(TINY_PDF).decode(),
+                    ),
+                ),
+                mcp_types.EmbeddedResource(
+                    type="resource",
+                    resource=mcp_types.TextResourceContents(
+                        uri="file:///notes/q3.txt", mime_type="text/plain", text="Up 12% on Q2."
+                    ),
+                ),
+                mcp_types.ResourceLink(
+                    type="resource_link",
+                    uri="https://data.example.com/q3.csv",
+                    name="q3.csv",
+                    mime_type="text/csv",
+                ),
+            ]
+        )
 
     @server.tool()
     def handshakes_seen() -> int:
