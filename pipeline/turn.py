@@ -27,7 +27,7 @@ from django.conf import settings
 from llmwrapper import db
 from llmwrapper.db import DB_ERRORS
 from llmwrapper.errors import database_unavailable, error_body
-from pipeline import chat_store
+from pipeline import chat_store, content
 from pipeline.events import (
     AssistantOpened,
     Completed,
@@ -170,6 +170,7 @@ def _unfinished(progress: chat_store.ChatProgress | None) -> object:
 async def start(spec: TurnSpec) -> Turn:
     """Check and prepare a turn (see the module docstring)."""
     target, fallbacks = _targets(spec)
+    spec, fallbacks = await content.prepare(spec, target, fallbacks)
     if limits.token_checks_needed(spec.subtenant):
         await sync_to_async(limits.check_tokens)(spec.subtenant)
     executor = None

@@ -15,7 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from providers.content import Part
+from providers.content import Part, TextPart
 from providers.errors import ProviderError
 from providers.observed import CallObserver, Observed
 from providers.retry import ProviderChain, RetryPolicy, resilient
@@ -254,8 +254,11 @@ async def _run_tools(
         except Exception as exc:
             outcome = ToolOutcome(f"Tool '{call.name}' failed: {type(exc).__name__}", True)
         if len(outcome.content) > options.max_result_chars:
-            cut = outcome.content[: options.max_result_chars]
-            outcome = ToolOutcome(cut + "\n[result truncated]", outcome.is_error)
+            cut = outcome.content[: options.max_result_chars] + "\n[result truncated]"
+            # The images and documents stay; the text part becomes the cut text.
+            binaries = tuple(p for p in outcome.parts if not isinstance(p, TextPart))
+            parts = (TextPart(cut), *binaries) if binaries else ()
+            outcome = ToolOutcome(cut, outcome.is_error, parts)
         return ToolResult(call, outcome, _ms_since(started))
 
     return list(await asyncio.gather(*(one(call) for call in calls)))

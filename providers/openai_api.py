@@ -131,6 +131,10 @@ def openai_error(exc: Exception) -> OpenAIError:
         return OpenAIError(exc.status, exc.message, kind, exc.type, headers=exc.headers)
     if isinstance(exc, ApplicationError):
         return OpenAIError(exc.status, exc.message, "invalid_request_error", exc.type)
+    if isinstance(exc, GatewayError) and exc.status < 500:
+        # e.g. a content part refused: the part is the param.
+        param = exc.details.get("part") if isinstance(exc.details, dict) else None
+        return OpenAIError(exc.status, exc.message, "invalid_request_error", exc.type, param)
     if isinstance(exc, DB_ERRORS):
         body, status, headers = database_unavailable(exc)
         return OpenAIError(status, body["error"]["message"], "api_error", headers=headers)

@@ -52,9 +52,7 @@ def message_from_api(
     data: dict[str, Any], *, where: str = "content", limits: ContentLimits
 ) -> Message:
     """One message as the API takes it; images and documents checked (ContentError)."""
-    text, parts = parse_content(
-        data.get("content"), where=where, role=data["role"], limits=limits
-    )
+    text, parts = parse_content(data.get("content"), where=where, role=data["role"], limits=limits)
     return Message(
         role=data["role"],
         content=text,
@@ -65,9 +63,7 @@ def message_from_api(
     )
 
 
-def messages_from_api(
-    items: list[dict[str, Any]], *, limits: ContentLimits
-) -> tuple[Message, ...]:
+def messages_from_api(items: list[dict[str, Any]], *, limits: ContentLimits) -> tuple[Message, ...]:
     """A request's `messages`; a refused part is named as `messages[i].content[j]`."""
     return tuple(
         message_from_api(m, where=f"messages[{i}].content", limits=limits)
