@@ -393,6 +393,9 @@ OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
 # Plain http is only allowed towards allowlisted hosts; public URLs must be https.
 OUTBOUND_TIMEOUT = env.float("OUTBOUND_TIMEOUT", default=10.0)
 OUTBOUND_MAX_RESPONSE_BYTES = env.int("OUTBOUND_MAX_RESPONSE_BYTES", default=1_000_000)
+# A PEM bundle of the certificate authorities outbound https calls trust instead of the
+# default store (webhooks, MCP over HTTP and SSE, image fetches), e.g. an internal CA.
+OUTBOUND_CA_FILE = env.str("OUTBOUND_CA_FILE", default="")
 MCP_TIMEOUT = env.float("MCP_TIMEOUT", default=30.0)
 
 # OpenAI-compatible API: bare model names routed to "provider/model", e.g.

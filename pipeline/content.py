@@ -110,6 +110,7 @@ async def fetch_image(part: ImagePart, *, where: str) -> ImagePart:
         allow_private_hosts=tuple(settings.OUTBOUND_ALLOWED_HOSTS),
         timeout_s=settings.OUTBOUND_TIMEOUT,
         max_response_bytes=settings.CONTENT_PART_MAX_BYTES,
+        ca_file=settings.OUTBOUND_CA_FILE or None,
     )
     try:
         media_type, data = await netguard.get_bytes(part.url, policy=policy)

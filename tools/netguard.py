@@ -23,9 +23,11 @@ layout of the private network from a refusal.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import socket
+import ssl
 import zlib
 from dataclasses import dataclass
 from types import ModuleType
@@ -56,6 +58,9 @@ class OutboundPolicy:
     allowed_schemes: tuple[str, ...] = ("https",)
     timeout_s: float = 10
     max_response_bytes: int = 1_000_000
+    # A PEM file of the certificate authorities https servers are checked against
+    # (an internal CA); None: the default trust store.
+    ca_file: str | None = None
 
     def allows_host(self, host: str) -> bool:
         return _normalize_host(host) in {
@@ -233,10 +238,17 @@ def _client(module: ModuleType, transport_cls: type, policy: OutboundPolicy, **k
         if key in kw:
             raise ValueError(f"{key}= would bypass the outbound guard")
     transport_kw = {key: kw.pop(key) for key in _TRANSPORT_KWARGS if key in kw}
+    if policy.ca_file and "verify" not in transport_kw:
+        transport_kw["verify"] = _trust(policy.ca_file)
     kw.setdefault("timeout", policy.timeout_s)
     kw.setdefault("follow_redirects", False)  # the transport refuses redirects anyway
     transport = transport_cls(policy, **transport_kw)
     return module.AsyncClient(transport=transport, trust_env=False, **kw)
+
+
+@functools.lru_cache(maxsize=4)
+def _trust(ca_file: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
 
 
 def make_guarded_client(policy: OutboundPolicy, **kw: Any) -> httpx.AsyncClient:

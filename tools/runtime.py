@@ -56,6 +56,7 @@ def outbound_policy(url: str) -> netguard.OutboundPolicy:
         allowed_schemes=schemes,
         timeout_s=settings.OUTBOUND_TIMEOUT,
         max_response_bytes=settings.OUTBOUND_MAX_RESPONSE_BYTES,
+        ca_file=settings.OUTBOUND_CA_FILE or None,
     )
 
 
@@ -120,6 +121,7 @@ def _guarded_http_client(headers: dict | None = None, timeout: Any = None, auth:
     policy = netguard.OutboundPolicy(
         allow_private_hosts=tuple(settings.OUTBOUND_ALLOWED_HOSTS),
         allowed_schemes=("https", "http"),
+        ca_file=settings.OUTBOUND_CA_FILE or None,
     )
     options: dict[str, Any] = {"headers": headers or {}, "follow_redirects": False}
     if timeout is not None:
