@@ -14,6 +14,7 @@ from providers.content import ContentError, ContentLimits, ImagePart, TextPart, 
 from providers.models import LlmCall
 from providers.records import wait_idle
 from providers.testing.media import PDF, PNG, data_uri
+from tools.testing_tls import https_files
 
 PNG_URI = data_uri(PNG, "image/png")
 PDF_URI = data_uri(PDF, "application/pdf")
@@ -286,3 +287,28 @@ def test_sdk_gets_a_bad_part_as_its_own_bad_request_error(sdk):
         )
     assert caught.value.param == "messages[0].content[0]"
     assert fakes.openai.chat_requests() == []
+
+
+@pytestmark_db
+async def test_ollama_gets_https_images_fetched_as_bytes(llm_fakes, client, settings, tmp_path):
+    files = {"/cat.png": ("image/png", PNG), "/page": ("text/html", b"<html></html>")}
+    with https_files(tmp_path, files) as (port, cert):
+        settings.OUTBOUND_ALLOWED_HOSTS = ["localhost"]
+        settings.OUTBOUND_CA_FILE = str(cert)
+        llm_fakes.local.enqueue(text="A cat.")
+        cat = {"type": "image_url", "image_url": {"url": f"https://localhost:{port}/cat.png"}}
+        response = await complete(client, "local", [{"type": "text", "text": "?"}, cat])
+        assert response.status_code == 200, response.content
+        sent = user_message(llm_fakes.local.chat_requests()[-1].body)
+        assert sent["images"] == [B64_PNG]
+
+        page = {"type": "image_url", "image_url": {"url": f"https://localhost:{port}/page"}}
+        response = await complete(client, "local", [page])
+        assert response.status_code == 400
+        assert response.json()["error"]["type"] == "image_fetch_failed"
+
+        settings.CONTENT_PART_MAX_BYTES = 10
+        response = await complete(client, "local", [cat])
+        assert response.status_code == 400
+        assert "larger than 10 bytes" in response.json()["error"]["message"]
+    assert len(llm_fakes.local.chat_requests()) == 1

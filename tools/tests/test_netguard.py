@@ -6,7 +6,6 @@ before any connection is attempted.
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import json
 import socket
@@ -34,6 +33,7 @@ from tools.netguard import (
     make_guarded_client_httpx2,
     post_json,
 )
+from tools.testing_tls import self_signed
 
 CAP = 10_000
 
@@ -333,41 +333,8 @@ async def test_httpx2_client_is_guarded_too(server, other_server):
     assert other_server.hits == []
 
 
-def _tls_material(tmp_path):
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 async def test_tls_certificate_is_checked_against_the_name_not_the_pinned_address(tmp_path):
-    cert_path, key_path = _tls_material(tmp_path)
+    cert_path, key_path = self_signed(tmp_path)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert_path, key_path)
     srv = _serve("127.0.0.1", server_ctx)
@@ -491,7 +458,7 @@ async def test_a_pinned_wss_connection_checks_the_certificate_against_the_name(
     from tools.mcp import McpConnectionError, McpServerConfig
     from tools.mcp.testing import McpTestServer
 
-    cert_path, key_path = _tls_material(tmp_path)
+    cert_path, key_path = self_signed(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))  # trusted by the default context
     policy = OutboundPolicy(
         allow_private_hosts=("localhost", "127.0.0.1"), allowed_schemes=("wss",)
