@@ -5,14 +5,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from llmwrapper import errors
 from llmwrapper.health import health
 from llmwrapper.observability.views import metrics
-from providers.openai_api import ChatCompletionsView, ModelsView
 
 urlpatterns = [
     path("health", health, name="health"),
     path("metrics", metrics, name="metrics"),
     path("api/v1/", include("llmwrapper.api_urls")),
-    path("v1/chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),
-    path("v1/models", ModelsView.as_view(), name="openai-models"),
+    path("v1/", include("llmwrapper.v1_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),

@@ -11,7 +11,10 @@ class LlmCall(models.Model):
     class Source(models.TextChoices):
         DIRECT = "direct"
         CHAT = "chat"
-        OPENAI = "openai_compat"
+        OPENAI = "openai_compat"  # /v1/chat/completions
+        ANTHROPIC = "anthropic_compat"  # /v1/messages
+        RESPONSES = "responses"  # /v1/responses
+        EMBEDDINGS = "embeddings"  # /v1/embeddings, /api/v1/llm/embed
 
     class Status(models.TextChoices):
         OK = "ok"
