@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from llmwrapper import errors
 from llmwrapper.health import health
 from llmwrapper.observability.views import metrics
+from providers.openai_models import openai_not_found
 
 urlpatterns = [
     path("health", health, name="health"),
@@ -14,7 +15,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
-    re_path(r"^(api|v1)/", errors.api_not_found),
+    re_path(r"^v1/", openai_not_found),
+    re_path(r"^api/", errors.api_not_found),
 ]
 
 handler400 = errors.handler400

@@ -1,10 +1,13 @@
 """Every /v1/ route: the vendor-compatible surfaces (OpenAI's and Anthropic's APIs)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
-from providers.openai_api import ChatCompletionsView, ModelsView
+from providers.openai_api import ChatCompletionsView
+from providers.openai_models import ModelDetailView, ModelsView
 
 urlpatterns = [
     path("chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),
     path("models", ModelsView.as_view(), name="openai-models"),
+    # Ids hold slashes: "openai/gpt-4o-mini", "private/meta-llama/Llama-3.1-8B-Instruct".
+    re_path(r"^models/(?P<model>.+)$", ModelDetailView.as_view(), name="openai-model"),
 ]

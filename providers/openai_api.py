@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers
@@ -338,31 +337,3 @@ def _usage(turn: TurnCompleted) -> dict[str, int]:
         "completion_tokens": turn.usage.output_tokens,
         "total_tokens": turn.usage.total_tokens,
     }
-
-
-class ModelsView(_OpenAIView):
-    @extend_schema(
-        responses={200: OpenApiResponse(description="OpenAI's model list: `provider/model` ids.")},
-        summary="OpenAI-compatible model list",
-        tags=["openai-compatible"],
-    )
-    async def get(self, request: Request) -> Response:
-        registry = gateway.registry()
-        created = int(time.time())
-        data = []
-        for name in registry.names():
-            if not registry.is_configured(name):
-                continue
-            try:
-                models = await registry.get(name).list_models()
-            except ProviderError:
-                models = [registry.config(name).default_model]
-            data += [
-                {"id": f"{name}/{m}", "object": "model", "created": created, "owned_by": name}
-                for m in models
-            ]
-        data += [
-            {"id": alias, "object": "model", "created": created, "owned_by": "alias"}
-            for alias in settings.MODEL_ALIASES
-        ]
-        return Response({"object": "list", "data": data})
