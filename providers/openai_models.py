@@ -62,9 +62,9 @@ class ModelDetailView(_OpenAIView):
             return Response(_model(model, "alias", created))
         name, _, bare = model.partition("/")
         registry = gateway.registry()
-        if bare and name in registry.names() and registry.is_configured(name):
-            if bare in await _provider_models(name):
-                return Response(_model(model, name, created))
+        configured = bare and name in registry.names() and registry.is_configured(name)
+        if configured and bare in await _provider_models(name):
+            return Response(_model(model, name, created))
         raise OpenAIError(
             404,
             f"The model '{model}' does not exist or you do not have access to it.",
