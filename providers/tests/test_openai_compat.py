@@ -196,3 +196,29 @@ def test_chat_id_header_persists_the_exchange(sdk):
             extra_headers={"X-Chat-ID": str(other.id)},
         )
     assert not Message.objects.filter(chat=other).exists()
+
+
+def test_models_retrieve(sdk, settings):
+    client, _, _ = sdk
+    settings.MODEL_ALIASES = {"fast": "openai/gpt-4o-mini"}
+    listed = [m.id for m in client.models.list()]
+    some = next(m for m in listed if m.startswith("openai/"))
+    model = client.models.retrieve(some)
+    assert (model.id, model.owned_by) == (some, "openai")
+    assert client.models.retrieve("fast").owned_by == "alias"
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.models.retrieve("openai/no-such-model")
+    assert caught.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nowhere/x")
+
+
+def test_unknown_paths_and_methods_under_v1_answer_in_openai_shape(sdk, live_server_url):
+    client, _, _ = sdk
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.get("/nothing/here", cast_to=object)
+    assert caught.value.body["message"].startswith("Invalid URL (GET /v1/nothing/here)")
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.delete("/chat/completions", cast_to=object)
+    assert caught.value.status_code == 405
+    assert caught.value.body["type"] == "invalid_request_error"
