@@ -34,6 +34,7 @@ class ModelsView(_OpenAIView):
     @extend_schema(
         responses={200: OpenApiResponse(description="OpenAI's model list: `provider/model` ids.")},
         summary="OpenAI-compatible model list",
+        operation_id="v1_models_list",
         tags=["openai-compatible"],
     )
     async def get(self, request: Request) -> Response:
@@ -54,6 +55,7 @@ class ModelDetailView(_OpenAIView):
             404: OpenApiResponse(description="No such model (OpenAI's error shape)."),
         },
         summary="OpenAI-compatible model",
+        operation_id="v1_models_retrieve",
         tags=["openai-compatible"],
     )
     async def get(self, request: Request, model: str) -> Response:

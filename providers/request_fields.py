@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from llmwrapper.api import StrictSerializer
@@ -25,9 +26,71 @@ class ToolCallInputSerializer(serializers.Serializer):
         return attrs
 
 
+CONTENT_PART_SCHEMA = {
+    "type": "object",
+    "description": "A content part, in OpenAI's Chat Completions format.",
+    "oneOf": [
+        {
+            "type": "object",
+            "title": "text",
+            "properties": {"type": {"enum": ["text"]}, "text": {"type": "string"}},
+            "required": ["type", "text"],
+        },
+        {
+            "type": "object",
+            "title": "image_url",
+            "properties": {
+                "type": {"enum": ["image_url"]},
+                "image_url": {
+                    "type": "object",
+                    "properties": {
+                        "url": {
+                            "type": "string",
+                            "description": "https:// URL, or data:<image type>;base64,...",
+                        },
+                        "detail": {"enum": ["auto", "low", "high"]},
+                    },
+                    "required": ["url"],
+                },
+            },
+            "required": ["type", "image_url"],
+        },
+        {
+            "type": "object",
+            "title": "file",
+            "properties": {
+                "type": {"enum": ["file"]},
+                "file": {
+                    "type": "object",
+                    "properties": {
+                        "file_data": {
+                            "type": "string",
+                            "description": "data:application/pdf;base64,...",
+                        },
+                        "filename": {"type": "string"},
+                    },
+                    "required": ["file_data"],
+                },
+            },
+            "required": ["type", "file"],
+        },
+    ],
+}
+CONTENT_SCHEMA = {
+    "oneOf": [{"type": "string"}, {"type": "array", "items": CONTENT_PART_SCHEMA}],
+    "nullable": True,
+    "description": "Text, or content parts: text, images and PDFs (README: Images and documents).",
+}
+
+
+@extend_schema_field(CONTENT_SCHEMA)
+class ContentField(serializers.JSONField):
+    """A message's content: text or content parts (checked by providers.content)."""
+
+
 class MessageInputSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=ROLES)
-    content = serializers.JSONField(required=False, allow_null=True)
+    content = ContentField(required=False, allow_null=True)
     tool_calls = ToolCallInputSerializer(many=True, required=False)
     tool_call_id = serializers.CharField(required=False, max_length=200)
     name = serializers.CharField(required=False, max_length=128)
