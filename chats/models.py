@@ -1,6 +1,9 @@
 import uuid
 
-from django.db import models
+from django.core.files.storage import storages
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
 from tenants.models import Subtenant
 
@@ -58,6 +61,10 @@ class Message(models.Model):
     error = models.TextField(blank=True, default="")
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # The content parts, in order, when the message holds images or documents (`content`
+    # is then their text); each binary is a reference to an Attachment of the chat.
+    # Empty for text-only messages. The format is in chats/attachments.py.
+    parts = models.JSONField(default=list, blank=True)
     # While `streaming`: the time until which the worker streaming it vouches for it.
     # Its process renews the lease; once it lapses, any process's sweeper marks the
     # message `interrupted` with the text saved so far (see chats/leases.py).
@@ -80,6 +87,41 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chat_id}#{self.sequence} {self.role}"
+
+
+class Attachment(models.Model):
+    """The bytes of an image or document sent in a chat, stored once per chat: its file
+    is in the `attachments` storage (STORAGES), named `<subtenant>/<chat>/<sha256>`."""
+
+    # Derived from the chat and the bytes (chats.attachments.attachment_id), so the same
+    # bytes sent twice in a chat, even by concurrent sends, are one attachment.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subtenant = models.ForeignKey(Subtenant, on_delete=models.CASCADE, related_name="attachments")
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="attachments")
+    sha256 = models.CharField(max_length=64)
+    media_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    filename = models.CharField(max_length=255, blank=True, default="")
+    storage_name = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["chat", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["chat", "sha256"], name="attachment_unique_bytes")
+        ]
+
+    def __str__(self) -> str:
+        return self.filename or f"{self.media_type} {self.sha256[:12]}"
+
+
+@receiver(post_delete, sender=Attachment)
+def _attachment_deleted(sender: type, instance: Attachment, **kwargs: object) -> None:
+    """Deleting a chat or a subtenant cascades to its attachments' rows in the database
+    layer, past any service: the file follows its row here, once the deletion commits
+    (a deletion rolled back keeps it; a storage that fails is logged, not raised)."""
+    name = instance.storage_name
+    transaction.on_commit(lambda: storages["attachments"].delete(name), robust=True)
 
 
 class IdempotencyRecord(models.Model):

@@ -6,12 +6,13 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
 from chats import leases
-from chats.models import Chat, IdempotencyRecord, Message
+from chats.models import Attachment, Chat, IdempotencyRecord, Message
 from llmwrapper.errors import ResourceConflictError
 from tenants.models import Subtenant
 
@@ -34,13 +35,17 @@ def chat_delete(*, chat: Chat) -> None:
         chat.delete()
 
 
-def messages_append(*, chat: Chat, messages: list[dict[str, Any]]) -> list[Message]:
+def messages_append(
+    *, chat: Chat, messages: list[dict[str, Any]], attachments: Sequence[Attachment] = ()
+) -> list[Message]:
     """Append messages with the next sequence numbers, atomically.
 
     One UPDATE ... RETURNING moves the chat's `last_sequence` on and locks its row to
     the end of the transaction (SQLite serializes writers with IMMEDIATE transactions),
     so concurrent sends get distinct, gap-free, ordered sequence numbers; the turn
     itself never holds the row. A message appended as `streaming` starts with a lease.
+    `attachments` (chats.attachments.store: their files are written) are inserted with
+    the messages that refer to them; one the chat already has is kept as it is.
     """
     deadline = leases.new_deadline()
     for fields in messages:
@@ -48,6 +53,8 @@ def messages_append(*, chat: Chat, messages: list[dict[str, Any]]) -> list[Messa
             fields.setdefault("lease_expires_at", deadline)
     with transaction.atomic():
         last = _take_sequences(chat, len(messages)) - len(messages)
+        if attachments:
+            Attachment.objects.bulk_create(attachments, ignore_conflicts=True)
         created = Message.objects.bulk_create(
             [
                 Message(chat_id=chat.pk, sequence=last + i, **fields)

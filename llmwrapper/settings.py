@@ -243,6 +243,30 @@ CONTENT_PART_MAX_BYTES = env.int("CONTENT_PART_MAX_BYTES", default=10 * 1024 * 1
 CONTENT_MESSAGE_MAX_BYTES = env.int("CONTENT_MESSAGE_MAX_BYTES", default=20 * 1024 * 1024)
 CONTENT_MAX_PARTS = env.int("CONTENT_MAX_PARTS", default=20)
 
+# Images and documents of chat messages are files in the "attachments" storage, outside
+# the database (chats/attachments.py). By default on disk under ATTACHMENTS_ROOT (beside
+# the SQLite file), readable by the service's user only. ATTACHMENT_STORAGE_BACKEND names
+# another Django storage class, e.g. an S3-compatible bucket with django-storages
+# (`pip install django-storages[s3]`, "storages.backends.s3.S3Storage"), configured by
+# ATTACHMENT_STORAGE_OPTIONS (JSON: that class's options, e.g. bucket_name, endpoint_url).
+ATTACHMENTS_ROOT = Path(env.str("ATTACHMENTS_ROOT", default="") or BASE_DIR / "attachments")
+ATTACHMENT_STORAGE_BACKEND = env.str(
+    "ATTACHMENT_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+)
+ATTACHMENT_STORAGE_OPTIONS = env.json("ATTACHMENT_STORAGE_OPTIONS", default={})
+if ATTACHMENT_STORAGE_BACKEND == "django.core.files.storage.FileSystemStorage":
+    ATTACHMENT_STORAGE_OPTIONS = {
+        "location": str(ATTACHMENTS_ROOT),
+        "file_permissions_mode": 0o600,
+        "directory_permissions_mode": 0o700,
+        **ATTACHMENT_STORAGE_OPTIONS,
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": {"BACKEND": ATTACHMENT_STORAGE_BACKEND, "OPTIONS": ATTACHMENT_STORAGE_OPTIONS},
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["llmwrapper.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["llmwrapper.auth.IsApiKey"],
