@@ -2,8 +2,9 @@
 live over a WebSocket.
 
 Frames from the client are JSON objects with a `type`:
-- `message.send`: the same fields as `POST /chats/{id}/messages` (content,
-  include_memories, memory_keys, tools, functions, tool_results, provider, model, ...).
+- `message.send`: the same fields as `POST /chats/{id}/messages` (content: text, or
+  content parts with images and documents; include_memories, memory_keys, tools,
+  functions, tool_results, provider, model, ...).
   Sends are handled one after another, in the order they arrive. The key is checked
   again before each one (through the same short cache as HTTP).
 - `cancel`: stop the send in progress. Its partial text is kept as `interrupted`, and
@@ -255,7 +256,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.active.cancel()
         elif kind == "message.send":
             serializer = SendMessageSerializer(data=frame)
-            if not serializer.is_valid():
+            try:
+                valid = serializer.is_valid()
+            except GatewayError as exc:  # an image or document refused (400) or too large
+                await self._send({"type": "error", "error": exc.to_dict()})
+                return
+            if not valid:
                 await self._error(
                     "validation_error", "Invalid request: see details.", serializer.errors
                 )

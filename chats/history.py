@@ -6,38 +6,59 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
+from chats import attachments
 from chats.models import Chat, Message
 from memories.rendering import render_memories
 from memories.selectors import memory_list
 from providers import types, wire
+from providers.content import DocumentPart, ImagePart
+
+# Rough costs for the context budget: an image is about a thousand tokens whatever its
+# bytes; a PDF about one token per 50 bytes (a page of text and its picture).
+IMAGE_TOKENS = 1000
+DOCUMENT_BYTES_PER_TOKEN = 50
 
 
 def load_recent(*, chat: Chat, before_sequence: int | None = None) -> list[types.Message]:
     """The newest messages that may enter the context window, oldest first, normalized.
 
     Bounded by CHAT_HISTORY_MAX_MESSAGES so the cost of a send does not grow with the
-    chat's length; read as plain rows (the context needs five columns, not models).
+    chat's length; read as plain rows (the context needs six columns, not models).
+    Images and documents are read from storage only for the messages that can fit
+    CHAT_CONTEXT_MAX_TOKENS: older ones would be dropped by `build_messages` anyway.
     """
     qs = Message.objects.filter(chat=chat).exclude(status__in=["streaming", "error"])
     if before_sequence is not None:
         qs = qs.filter(sequence__lt=before_sequence)
     rows = list(
         qs.order_by("-sequence").values_list(
-            "role", "content", "tool_calls", "tool_call_id", "name"
+            "role", "content", "tool_calls", "tool_call_id", "name", "parts"
         )[: settings.CHAT_HISTORY_MAX_MESSAGES]
     )
     rows.reverse()
-    return [_normalized(*row) for row in rows]
+    messages = [_normalized(*row) for row in rows]
+    if not any(parts for *_, parts in rows):
+        return messages
+    fitting = fit_to_budget(messages, budget_tokens=settings.CHAT_CONTEXT_MAX_TOKENS)
+    return attachments.read_parts(chat_id=chat.pk, messages=fitting)
 
 
 def to_normalized(message: Message) -> types.Message:
-    return _normalized(
-        message.role, message.content, message.tool_calls, message.tool_call_id, message.name
+    normalized = _normalized(
+        message.role,
+        message.content,
+        message.tool_calls,
+        message.tool_call_id,
+        message.name,
+        message.parts,
     )
+    if not normalized.parts:
+        return normalized
+    return attachments.read_parts(chat_id=message.chat_id, messages=[normalized])[0]
 
 
 def _normalized(
-    role: str, content: str, tool_calls: list[dict], tool_call_id: str, name: str
+    role: str, content: str, tool_calls: list[dict], tool_call_id: str, name: str, parts: list
 ) -> types.Message:
     return types.Message(
         role=role,  # type: ignore[arg-type]
@@ -45,6 +66,7 @@ def _normalized(
         tool_calls=tuple(wire.tool_call_from_api(c) for c in tool_calls),
         tool_call_id=tool_call_id or None,
         name=name or None,
+        parts=attachments.parts_from_stored(parts) if parts else (),
     )
 
 
@@ -81,7 +103,19 @@ def _estimate_tokens(message: types.Message) -> int:
     size = len(message.content) + sum(
         len(str(c.arguments)) + len(c.name) for c in message.tool_calls
     )
-    return size // 4 + 4
+    return size // 4 + 4 + sum(_part_tokens(p) for p in message.parts)
+
+
+def _part_tokens(part: object) -> int:
+    if isinstance(part, attachments.StoredPart):
+        if part.kind == "image_url":
+            return IMAGE_TOKENS
+        return max(IMAGE_TOKENS, part.size // DOCUMENT_BYTES_PER_TOKEN)
+    if isinstance(part, ImagePart):
+        return IMAGE_TOKENS
+    if isinstance(part, DocumentPart):
+        return max(IMAGE_TOKENS, len(part.data) // DOCUMENT_BYTES_PER_TOKEN)
+    return 0  # text: counted in `content`
 
 
 def fit_to_budget(

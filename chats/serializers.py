@@ -10,8 +10,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chats import selectors
+from chats.attachments import parts_to_api
 from chats.models import Chat, Message
 from llmwrapper.api import StrictModelSerializer, StrictSerializer, validate_json_object
+from providers import gateway
+from providers.content import parse_content
 from providers.request_fields import GenerationFieldsMixin
 from tenants.api import validate_provider
 
@@ -30,9 +33,42 @@ class GenerationParamsSerializer(StrictSerializer):
     seed = serializers.IntegerField(required=False)
 
 
+PART_SCHEMA = {
+    "type": "object",
+    "description": "A content part in OpenAI's format: `text`, `image_url` or `file`.",
+    "additionalProperties": True,
+}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string"}, {"type": "array", "items": PART_SCHEMA}],
+        "description": "Text, or content parts in OpenAI's format: text, image_url "
+        "(an https:// URL or a data: URI) and file (a PDF as `file.file_data`, a data: URI).",
+    }
+)
+class ContentField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": PART_SCHEMA,
+        "nullable": True,
+        "description": "The whole content, in order, when the message holds images or "
+        "documents (null otherwise): stored ones by the URL of their attachment "
+        "(`image_url.url`, `file.url`, and `attachment: {id, url, media_type, size, sha256}`).",
+    }
+)
+class PartsField(serializers.JSONField):
+    pass
+
+
 class MessageSerializer(serializers.ModelSerializer):
     chat = serializers.UUIDField(source="chat_id", read_only=True)
     usage = serializers.SerializerMethodField()
+    parts = PartsField(read_only=True)
 
     class Meta:
         model = Message
@@ -42,6 +78,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "sequence",
             "role",
             "content",
+            "parts",
             "tool_calls",
             "tool_call_id",
             "name",
@@ -74,6 +111,7 @@ def message_to_api(message: Message) -> dict[str, Any]:
         "sequence": message.sequence,
         "role": message.role,
         "content": message.content,
+        "parts": parts_to_api(message.chat_id, message.parts) if message.parts else None,
         "tool_calls": message.tool_calls,
         "tool_call_id": message.tool_call_id,
         "name": message.name,
@@ -160,7 +198,10 @@ class ToolResultInputSerializer(StrictSerializer):
 
 
 class SendMessageSerializer(StrictSerializer, GenerationFieldsMixin):
-    content = serializers.CharField(required=False, allow_blank=False, trim_whitespace=False)
+    """A send; `content` comes out as its text, with its images and documents in
+    `parts` (providers.content: a refused part is a 400, one too large a 413)."""
+
+    content = ContentField(required=False)
     include_memories = serializers.BooleanField(required=False, default=False)
     memory_keys = serializers.ListField(
         child=serializers.CharField(max_length=255), required=False, max_length=500
@@ -172,8 +213,17 @@ class SendMessageSerializer(StrictSerializer, GenerationFieldsMixin):
         child=serializers.CharField(max_length=240), required=False, max_length=5
     )
 
+    def validate_content(self, value: object) -> object:
+        if value == "":
+            raise serializers.ValidationError("This field may not be blank.")
+        return value
+
     def validate(self, attrs: dict) -> dict:
-        if not attrs.get("content") and not attrs.get("tool_results"):
+        if "content" in attrs:
+            attrs["content"], attrs["parts"] = parse_content(
+                attrs["content"], where="content", role="user", limits=gateway.content_limits()
+            )
+        if not attrs.get("content") and not attrs.get("parts") and not attrs.get("tool_results"):
             raise serializers.ValidationError(
                 {"content": ["Send 'content', 'tool_results', or both."]}
             )

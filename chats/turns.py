@@ -53,6 +53,7 @@ def send_spec(*, chat: Chat, key: ApiKey, data: dict[str, Any]) -> pipeline.Turn
         chat=pipeline.ChatSend(
             chat=chat,
             content=data.get("content"),
+            parts=tuple(data.get("parts") or ()),
             tool_results=tuple(data.get("tool_results") or ()),
             include_memories=data.get("include_memories", False),
             memory_keys=data.get("memory_keys"),

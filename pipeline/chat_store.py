@@ -18,12 +18,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 
-from chats import history, leases, selectors, services
-from chats.models import Chat, Message
+from chats import attachments, history, leases, selectors, services
+from chats.models import Attachment, Chat, Message
 from llmwrapper import db
 from llmwrapper.errors import ResourceNotFoundError, ValidationFailedError
 from pipeline.spec import ChatExchange, ChatSend
@@ -64,15 +65,19 @@ def open_send(send: ChatSend, target: gateway.Target) -> Opening:
     """Store the client's message (or tool results) and the first assistant row, and
     build the conversation from the chat's history (runs in a `db.run` unit)."""
     chat = send.chat
-    incoming = _incoming_rows(chat, send)
+    incoming, files = _incoming_rows(chat, send)
     system = history.system_context(
         chat=chat, include_memories=send.include_memories, memory_keys=send.memory_keys
     )
     recent = history.load_recent(chat=chat)
     *stored, assistant = services.messages_append(
-        chat=chat, messages=[*incoming, _streaming_assistant(target, {})]
+        chat=chat, messages=[*incoming, _streaming_assistant(target, {})], attachments=files
     )
-    recent = [*recent, *map(history.to_normalized, stored)]
+    # The message just stored goes to the model with the bytes in hand, not read back.
+    recent.extend(
+        types.Message("user", m.content, parts=send.parts) if m.parts else history.to_normalized(m)
+        for m in stored
+    )
     recent = recent[-settings.CHAT_HISTORY_MAX_MESSAGES :]
     messages = history.build_messages(chat=chat, recent=recent, system=system)
     return Opening(chat, messages, stored, assistant, chat.params, {})
@@ -89,19 +94,21 @@ def open_exchange(
     the chat the client named; the conversation is the client's own."""
     chat = _exchange_chat(subtenant, exchange.chat_id)
     rows: list[dict[str, Any]] = []
+    files: list[Attachment] = []
     last = messages[-1] if messages else None
     if last is not None and last.role in ("user", "tool"):
-        rows.append(
-            {
-                "role": last.role,
-                "content": last.content,
-                "tool_call_id": last.tool_call_id or "",
-                "name": last.name or "",
-            }
-        )
+        row = {
+            "role": last.role,
+            "content": last.content,
+            "tool_call_id": last.tool_call_id or "",
+            "name": last.name or "",
+        }
+        if last.parts:  # files first; the rows follow in one transaction
+            row["parts"], files = attachments.store(chat=chat, parts=last.parts)
+        rows.append(row)
     metadata = {"source": "openai_compat"}
     *stored, assistant = services.messages_append(
-        chat=chat, messages=[*rows, _streaming_assistant(target, metadata)]
+        chat=chat, messages=[*rows, _streaming_assistant(target, metadata)], attachments=files
     )
     return Opening(chat, messages, stored, assistant, {}, metadata)
 
@@ -131,8 +138,12 @@ def _pending_tool_calls(chat: Chat) -> dict[str, dict]:
     return {c["id"]: c for c in last_call.tool_calls if c["id"] not in answered}
 
 
-def _incoming_rows(chat: Chat, send: ChatSend) -> list[dict[str, Any]]:
+def _incoming_rows(chat: Chat, send: ChatSend) -> tuple[list[dict[str, Any]], list[Attachment]]:
+    """The rows of what the client sent, and the attachments of its images and
+    documents, whose files are written here: before the rows' transaction, so a file
+    may outlive a transaction that failed (named by its bytes, it is reused)."""
     rows: list[dict[str, Any]] = []
+    files: list[Attachment] = []
     if send.tool_results:
         pending = _pending_tool_calls(chat)
         for index, result in enumerate(send.tool_results):
@@ -155,9 +166,12 @@ def _incoming_rows(chat: Chat, send: ChatSend) -> list[dict[str, Any]]:
                     "metadata": {"is_error": bool(result.get("is_error")), "source": "client"},
                 }
             )
-    if send.content:
+    if send.parts:
+        stored, files = attachments.store(chat=chat, parts=send.parts)
+        rows.append({"role": Message.Role.USER, "content": send.content or "", "parts": stored})
+    elif send.content:
         rows.append({"role": Message.Role.USER, "content": send.content})
-    return rows
+    return rows, files
 
 
 class ChatProgress:
@@ -229,19 +243,22 @@ class ChatProgress:
         return message
 
     async def add_tool_result(self, result: ToolResult) -> Message:
+        row: dict[str, Any] = {
+            "role": Message.Role.TOOL,
+            "content": result.outcome.content,
+            "tool_call_id": result.call.id,
+            "name": result.call.name,
+            "latency_ms": result.latency_ms,
+            "metadata": {"is_error": result.outcome.is_error, "source": "server"},
+        }
+        files: list[Attachment] = []
+        if result.outcome.parts:
+            # Files first, off the database's thread; a file may outlive a failed insert.
+            row["parts"], files = await sync_to_async(attachments.store, thread_sensitive=False)(
+                chat=self.chat, parts=result.outcome.parts
+            )
         [message] = await db.run(
-            services.messages_append,
-            chat=self.chat,
-            messages=[
-                {
-                    "role": Message.Role.TOOL,
-                    "content": result.outcome.content,
-                    "tool_call_id": result.call.id,
-                    "name": result.call.name,
-                    "latency_ms": result.latency_ms,
-                    "metadata": {"is_error": result.outcome.is_error, "source": "server"},
-                }
-            ],
+            services.messages_append, chat=self.chat, messages=[row], attachments=files
         )
         self.created.append(message)
         return message
