@@ -6,7 +6,7 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 
-from chats.models import Chat, Message
+from chats.models import Attachment, Chat, Message
 from llmwrapper.errors import ResourceNotFoundError
 from tenants.models import ApiKey, Subtenant
 
@@ -28,3 +28,12 @@ def chat_access(*, key: ApiKey, chat_id: UUID | str) -> Chat:
 
 def message_list(*, chat: Chat) -> QuerySet[Message]:
     return Message.objects.filter(chat=chat).order_by("sequence")
+
+
+def attachment_access(*, key: ApiKey, chat_id: UUID | str, attachment_id: UUID | str) -> Attachment:
+    """An attachment of a chat the key reaches; anything else is a 404."""
+    chat = chat_access(key=key, chat_id=chat_id)
+    attachment = Attachment.objects.filter(chat=chat, pk=attachment_id).first()
+    if attachment is None:
+        raise ResourceNotFoundError("Attachment not found.", details={"id": str(attachment_id)})
+    return attachment

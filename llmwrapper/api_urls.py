@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from chats.api import ChatViewSet, SubtenantChatViewSet
+from chats.api import AttachmentView, ChatViewSet, SubtenantChatViewSet
 from chats.send_api import MessagesView, StreamMessageView
 from memories.api import MemoryViewSet
 from providers.api import CompleteView, ModelsView, StreamView, UsageView
@@ -55,6 +55,11 @@ urlpatterns = [
         "chats/<uuid:chat_pk>/messages/stream",
         StreamMessageView.as_view(),
         name="message-stream",
+    ),
+    path(
+        "chats/<uuid:chat_pk>/attachments/<uuid:attachment_id>",
+        AttachmentView.as_view(),
+        name="chat-attachment",
     ),
     path(
         "subtenants/<uuid:subtenant_pk>/memories",
