@@ -19,7 +19,7 @@ from pipeline.events import (
     TurnError,
 )
 from pipeline.spec import ChatExchange, ChatSend, TurnSpec
-from pipeline.turn import Turn, start
+from pipeline.turn import OpenedStream, Turn, start
 
 __all__ = [
     "AssistantOpened",
@@ -30,6 +30,7 @@ __all__ = [
     "Event",
     "Failed",
     "Interrupted",
+    "OpenedStream",
     "Started",
     "ToolCalled",
     "ToolRan",

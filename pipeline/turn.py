@@ -159,6 +159,43 @@ class Turn:
             await records.flush()
 
 
+class OpenedStream:
+    """A turn's streamed events once the model's first event arrived (`open`): a
+    failure before any output is raised by `open`, so a surface answers it as a plain
+    HTTP error (429 with Retry-After, 400...) rather than inside a 200 stream."""
+
+    def __init__(self, events: AsyncIterator[Event], first: list[Event]) -> None:
+        self._events, self._first = events, first
+
+    @classmethod
+    async def open(cls, turn: Turn) -> OpenedStream:
+        events = turn.events(streaming=True)
+        first: list[Event] = []
+        try:
+            async for event in events:
+                first.append(event)
+                if isinstance(event, Failed):
+                    raise event.error.exc
+                if not isinstance(event, Started):
+                    break
+        except BaseException:
+            await events.aclose()
+            raise
+        return cls(events, first)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event of the turn, the ones `open` awaited first; closing this closes
+        the turn (the turn then ends `interrupted`)."""
+        for event in self._first:
+            yield event
+        async with aclosing(self._events):
+            async for event in self._events:
+                yield event
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+
 def _opens_a_round(event: object) -> bool:
     return isinstance(event, TextDelta | ToolCallComplete | RoundCompleted)
 

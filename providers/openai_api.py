@@ -215,8 +215,7 @@ class _Completion:
         self.turn = turn
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
-        self._events: AsyncIterator[pipeline.Event] | None = None
-        self._first: list[pipeline.Event] = []
+        self._opened: pipeline.OpenedStream | None = None
 
     async def body(self) -> dict[str, Any]:
         completed: pipeline.Completed | None = None
@@ -246,31 +245,14 @@ class _Completion:
     async def open_stream(self) -> None:
         """Start the turn and wait for the model's first event (see `chunks`): a
         failure before any output is raised from here, as a plain HTTP error."""
-        self._events = self.turn.events(streaming=True)
-        try:
-            async for event in self._events:
-                self._first.append(event)
-                if isinstance(event, pipeline.Failed):
-                    raise event.error.exc
-                if not isinstance(event, pipeline.Started):
-                    return
-        except BaseException:
-            await self._events.aclose()
-            raise
-
-    async def _opened(self) -> AsyncIterator[pipeline.Event]:
-        assert self._events is not None
-        for event in self._first:
-            yield event
-        async with aclosing(self._events):
-            async for event in self._events:
-                yield event
+        self._opened = await pipeline.OpenedStream.open(self.turn)
 
     async def chunks(self, include_usage: bool) -> AsyncIterator[bytes]:
         """The stream's chunks, after `open_stream`."""
         yield self._chunk({"role": "assistant", "content": ""})
         tool_index = 0
-        async with aclosing(self._opened()) as events:
+        assert self._opened is not None
+        async with aclosing(self._opened.events()) as events:
             async for event in events:
                 if isinstance(event, pipeline.Delta):
                     yield self._chunk({"content": event.text})
