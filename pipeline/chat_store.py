@@ -21,7 +21,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 
 from chats import attachments, history, leases, selectors, services
 from chats.models import Attachment, Chat, Message
@@ -90,27 +90,49 @@ def open_exchange(
     messages: tuple[types.Message, ...],
     target: gateway.Target,
 ) -> Opening:
-    """Store the request's newest user or tool message and the first assistant row in
-    the chat the client named; the conversation is the client's own."""
-    chat = _exchange_chat(subtenant, exchange.chat_id)
+    """Store what the request sent (see `ChatExchange`) and the first assistant row in
+    the chat it names, created first when asked; the conversation is the client's own,
+    or the chat's history followed by the request's messages when it `continues`."""
+    if exchange.create is not None:
+        chat = Chat(pk=exchange.chat_id, subtenant=subtenant, **exchange.create)
+    else:
+        chat = _exchange_chat(subtenant, exchange.chat_id)
+    incoming = exchange.incoming
+    if incoming is None:
+        last = messages[-1] if messages else None
+        incoming = (last,) if last is not None and last.role in ("user", "tool") else ()
     rows: list[dict[str, Any]] = []
     files: list[Attachment] = []
-    last = messages[-1] if messages else None
-    if last is not None and last.role in ("user", "tool"):
-        row = {
-            "role": last.role,
-            "content": last.content,
-            "tool_call_id": last.tool_call_id or "",
-            "name": last.name or "",
-        }
-        if last.parts:  # files first; the rows follow in one transaction
-            row["parts"], files = attachments.store(chat=chat, parts=last.parts)
+    for message in incoming:
+        row = _exchange_row(message)
+        if message.parts:  # files first; the rows follow in one transaction
+            row["parts"], written = attachments.store(chat=chat, parts=message.parts)
+            files += written
         rows.append(row)
-    metadata = {"source": "openai_compat"}
-    *stored, assistant = services.messages_append(
-        chat=chat, messages=[*rows, _streaming_assistant(target, metadata)], attachments=files
-    )
+    if exchange.continues:
+        system = "\n\n".join(m.content for m in messages if m.role == "system")
+        recent = [*history.load_recent(chat=chat), *(m for m in messages if m.role != "system")]
+        messages = history.build_messages(chat=chat, recent=recent, system=system)
+    metadata = dict(exchange.metadata)
+    with transaction.atomic():
+        if exchange.create is not None:
+            chat.save(force_insert=True)
+        *stored, assistant = services.messages_append(
+            chat=chat, messages=[*rows, _streaming_assistant(target, metadata)], attachments=files
+        )
     return Opening(chat, messages, stored, assistant, {}, metadata)
+
+
+def _exchange_row(message: types.Message) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "role": message.role,
+        "content": message.content,
+        "tool_call_id": message.tool_call_id or "",
+        "name": message.name or "",
+    }
+    if message.tool_calls:
+        row["tool_calls"] = [wire.tool_call_to_api(c) for c in message.tool_calls]
+    return row
 
 
 def _exchange_chat(subtenant: Subtenant, chat_id: str) -> Chat:

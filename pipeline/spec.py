@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from providers.content import Part
@@ -25,10 +25,24 @@ class ChatSend:
 
 @dataclass(frozen=True)
 class ChatExchange:
-    """A conversation the client holds, mirrored into a chat (`X-Chat-ID`): the request's
-    newest user or tool message is stored, then the answer."""
+    """A conversation mirrored into a chat: what the request sent is stored, then the
+    answer.
+
+    By default (`X-Chat-ID` on `/v1/chat/completions`) the client holds the
+    conversation and its newest user or tool message is stored. A surface may instead
+    name the messages to store (`incoming`), have the chat's stored history come before
+    the request's messages (`continues`), and have the chat created with the first rows,
+    in their transaction (`create`: the chat's fields; `chat_id` is then its new id)."""
 
     chat_id: str
+    incoming: tuple[Message, ...] | None = None
+    continues: bool = False
+    create: dict[str, Any] | None = None
+    # On the assistant rows of the turn.
+    metadata: dict[str, Any] = field(default_factory=lambda: {"source": "openai_compat"})
+
+    def with_metadata(self, **fields: Any) -> ChatExchange:
+        return replace(self, metadata={**self.metadata, **fields})
 
 
 @dataclass(frozen=True)
