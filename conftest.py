@@ -227,6 +227,21 @@ def throwaway_redis():
 
 
 @pytest.fixture(autouse=True)
+def attachments_root(settings, tmp_path):
+    """Attachment files (images and documents of chat messages) in a folder of the
+    test's own, never in the project's."""
+    folder = tmp_path / "attachments"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(folder)},
+        },
+    }
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def _call_records_stored():
     """Each test's call records are stored before the next test cleans the database."""
     yield

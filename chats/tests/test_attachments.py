@@ -29,18 +29,10 @@ PDF_URI = "data:application/pdf;base64," + base64.b64encode(TINY_PDF).decode()
 URL_RE = re.compile(r"^/api/v1/chats/(?P<chat>[0-9a-f-]{36})/attachments/(?P<id>[0-9a-f-]{36})$")
 
 
-@pytest.fixture(autouse=True)
-def root(settings, tmp_path) -> Path:
-    """Attachment files in a folder of the test's own."""
-    folder = tmp_path / "attachments"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "attachments": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(folder)},
-        },
-    }
-    return folder
+@pytest.fixture
+def root(attachments_root) -> Path:
+    """The folder of this test's attachment files (see the root conftest)."""
+    return attachments_root
 
 
 @pytest.fixture
