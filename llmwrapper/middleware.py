@@ -64,7 +64,8 @@ class GateMiddleware(AsyncCapableMiddleware):
 
 
 _CONTENT_PATHS = re.compile(
-    r"^/(api/v1/llm/(complete|stream)|v1/chat/completions|api/v1/chats/[^/]+/messages(/stream)?)$"
+    r"^/(api/v1/llm/(complete|stream)|api/v1/chats/[^/]+/messages(/stream)?"
+    r"|v1/(chat/completions|responses|messages))$"
 )
 
 
