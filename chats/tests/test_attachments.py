@@ -129,6 +129,44 @@ async def test_an_image_and_a_pdf_are_stored_read_back_by_url_and_sent_to_the_mo
     assert await Attachment.objects.filter(chat=chat).acount() == 2
 
 
+async def test_a_chat_on_anthropic_gets_image_and_document_blocks(setup):
+    chat, _, client, fakes = setup
+    await Chat.objects.filter(pk=chat.pk).aupdate(provider="anthropic")
+    fakes.anthropic.enqueue(text="Seen.")
+    response = await send(client, chat, image_and_pdf())
+    assert response.status_code == 200, response.content
+    blocks = sent_user_content(fakes.anthropic)
+    assert [b["type"] for b in blocks] == ["text", "image", "document"]
+    assert blocks[1]["source"] == {
+        "type": "base64",
+        "media_type": "image/png",
+        "data": PNG_URI.split(",")[1],
+    }
+    assert blocks[2]["source"]["data"] == PDF_URI.split(",")[1]
+    assert blocks[2]["title"] == "q3.pdf"
+
+
+async def test_a_chat_on_ollama_gets_images_and_refuses_documents_first(setup, root):
+    chat, _, client, fakes = setup
+    await Chat.objects.filter(pk=chat.pk).aupdate(provider="local")
+    response = await send(client, chat, image_and_pdf())
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["type"], error["details"]) == ("unsupported_content", {"part": "content[2]"})
+    assert not await Message.objects.filter(chat=chat).aexists()
+    assert files_in(root) == [] and fakes.local.chat_requests() == []
+
+    fakes.local.enqueue(text="Red.")
+    response = await send(client, chat, image_and_pdf()[:2])
+    assert response.status_code == 200, response.content
+    messages = fakes.local.chat_requests()[-1].body["messages"]
+    assert messages[-1] == {
+        "role": "user",
+        "content": "What is in these?",
+        "images": [PNG_URI.split(",")[1]],
+    }
+
+
 async def test_the_owner_fetches_the_bytes_and_other_tenants_get_404(setup, make_tenant):
     chat, _, client, fakes = setup
     fakes.openai.enqueue(text="ok")
