@@ -113,6 +113,7 @@ async def test_models_lists_a_registered_vendor_with_its_capabilities(
         "tools": True,
         "images": True,
         "documents": False,
+        "image_urls": False,
         "embeddings": False,
     }
     assert rows["anthropic"]["capabilities"]["embeddings"] is False
