@@ -459,3 +459,5 @@ OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="llmwrapper")
 TRACING_SAMPLE_RATIO = env.float("TRACING_SAMPLE_RATIO", default=1.0)
 # Seconds a process keeps a subtenant's list of server-side tools (0 = read it each time).
 TOOL_CATALOG_CACHE_SECONDS = env.float("TOOL_CATALOG_CACHE_SECONDS", default=5.0)
+# Seconds a process keeps the price table (0 = read it for every batch of call records).
+PRICE_CACHE_SECONDS = env.float("PRICE_CACHE_SECONDS", default=5.0)

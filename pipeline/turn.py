@@ -208,8 +208,8 @@ async def start(spec: TurnSpec) -> Turn:
     """Check and prepare a turn (see the module docstring)."""
     target, fallbacks = _targets(spec)
     spec, fallbacks = await content.prepare(spec, target, fallbacks)
-    if limits.token_checks_needed(spec.subtenant):
-        await sync_to_async(limits.check_tokens)(spec.subtenant)
+    if limits.token_checks_needed(spec.subtenant, spec.api_key):
+        await sync_to_async(limits.check_tokens)(spec.subtenant, spec.api_key)
     executor = None
     if spec.server_tools is not False:
         selection = None if spec.server_tools is True else spec.server_tools

@@ -113,7 +113,7 @@ def openai_error(exc: Exception) -> OpenAIError:
         return OpenAIError(exc.status_code, str(exc.detail), "invalid_request_error")
     if isinstance(exc, GatewayError) and exc.status == 429:
         # The vendor's limit or ours: the SDKs raise RateLimitError and honour Retry-After.
-        code = "insufficient_quota" if exc.type == "token_budget_exhausted" else None
+        code = "insufficient_quota" if exc.type.endswith("budget_exhausted") else None
         return OpenAIError(
             429,
             exc.message,

@@ -1,11 +1,12 @@
 """Call records are written by one background thread per process, off the request path.
 
 A request hands its finished `LlmCall` rows to the writer and answers at once; the
-writer stores them in batches, with their tokens counted against the subtenant's
-limits. Records reach the database milliseconds later. None is lost to a database
-that went away: the writer keeps the batch and retries on a fresh connection with
-backoff for up to CALL_RECORDS_RETRY_SECONDS (a retry stores and counts nothing twice),
-and at exit it drains what it holds. A record the database refuses for what it
+writer prices them (`providers.prices`) and stores them in batches, with their tokens
+and cost counted against the subtenant's and the key's limits. Records reach the
+database milliseconds later. None is lost to a database that went away: the writer
+keeps the batch and retries on a fresh connection with backoff for up to
+CALL_RECORDS_RETRY_SECONDS (a retry stores and counts nothing twice), and at exit it
+drains what it holds. A record the database refuses for what it
 contains is logged and skipped, and the rest of its batch is stored. With
 CALL_RECORDS_IN_BACKGROUND=false they are written before the response instead.
 """
@@ -18,11 +19,14 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
 from llmwrapper.db import DB_ERRORS
+from providers import prices
 from providers.models import LlmCall
 
 logger = logging.getLogger(__name__)
@@ -34,8 +38,9 @@ _RETRY_MAX_DELAY = 5.0
 
 
 def store(records: Batch, *, skip_stored: bool = False) -> None:
-    """Insert records and count their tokens against budgets in one transaction, then
-    count them against the per-minute limits (runs in the caller's thread).
+    """Price records (from the price table), insert them and count their tokens and
+    cost against budgets in one transaction, then count the tokens against the
+    per-minute limits (runs in the caller's thread).
 
     `skip_stored` leaves out records already in the database: a retry after a commit
     whose answer was lost stores and counts nothing twice.
@@ -48,21 +53,36 @@ def store(records: Batch, *, skip_stored: bool = False) -> None:
                 LlmCall.objects.filter(pk__in=[r.pk for r in records]).values_list("pk", flat=True)
             )
             records = [r for r in records if r.pk not in stored]
+        prices.price_calls(records)
         LlmCall.objects.bulk_create(records)
-        used = _tokens_by_subtenant(records)
-        for subtenant, tokens in used:
-            limits.record_budget_tokens(subtenant, tokens)
-    for subtenant, tokens in used:
+        used = _use_by_subtenant(records)
+        for subtenant, tokens, cost in used:
+            limits.record_budget_use(subtenant, tokens=tokens, cost_usd=cost)
+        for key, cost in _spend_by_key(records):
+            limits.record_key_spend(key, cost)
+    for subtenant, tokens, _ in used:
         limits.record_rate_tokens(subtenant, tokens)
 
 
-def _tokens_by_subtenant(records: Batch) -> list[tuple[object, int]]:
+def _use_by_subtenant(records: Batch) -> list[tuple[Any, int, Decimal]]:
     tokens: dict[object, int] = defaultdict(int)
+    costs: dict[object, Decimal] = defaultdict(Decimal)
     subtenants = {}
     for record in records:
         tokens[record.subtenant_id] += record.input_tokens + record.output_tokens
+        costs[record.subtenant_id] += record.cost_usd or 0
         subtenants[record.subtenant_id] = record.subtenant
-    return [(subtenants[pk], used) for pk, used in tokens.items()]
+    return [(subtenants[pk], used, costs[pk]) for pk, used in tokens.items()]
+
+
+def _spend_by_key(records: Batch) -> list[tuple[Any, Decimal]]:
+    costs: dict[object, Decimal] = defaultdict(Decimal)
+    keys = {}
+    for record in records:
+        if record.api_key_id is not None and record.cost_usd:
+            costs[record.api_key_id] += record.cost_usd
+            keys[record.api_key_id] = record.api_key
+    return [(keys[pk], cost) for pk, cost in costs.items()]
 
 
 class RecordWriter:

@@ -1,22 +1,26 @@
 """Per-key and per-subtenant limits: requests per minute, tokens per minute, and token
-budgets per period.
+and dollar budgets per period.
 
 - Requests are counted when they are authenticated (a DRF throttle); the tightest of
   the key's and the subtenant's limits is reported in `RateLimit-*` headers on every
   response, and a request over a limit gets 429 with `Retry-After`.
-- Tokens are counted after each provider call (every path: chat sends, direct calls,
-  the OpenAI-compatible API, each tool round). A call is refused up front when the
-  subtenant already used its tokens for the minute, or its budget for the period:
-  the tokens of a call are only known after it, so a budget can be overrun by the
-  calls in flight when it runs out, never by a call started after.
+- Tokens and their cost (from the price table, `providers.prices`) are counted after
+  each provider call (every path: chat sends, direct calls, the OpenAI-compatible API,
+  each tool round), in the transaction that stores its record. A call is refused up
+  front when the subtenant already used its tokens for the minute, or the subtenant or
+  the key its budget for the period: what a call uses is only known after it, so a
+  budget can be overrun by the calls in flight when it runs out, never by a call
+  started after. Budgets are counted in the database (`TokenUsage`, `KeySpend`), so
+  every process sees one count and a restart forgets nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from rest_framework.request import Request
@@ -25,7 +29,7 @@ from rest_framework.throttling import BaseThrottle
 from llmwrapper import counters
 from llmwrapper.errors import ApplicationError
 from llmwrapper.middleware import AsyncCapableMiddleware
-from tenants.models import ApiKey, Subtenant, TokenUsage
+from tenants.models import ApiKey, KeySpend, Subtenant, TokenUsage
 
 
 class RateLimitedError(ApplicationError):
@@ -55,6 +59,12 @@ class RateLimitedError(ApplicationError):
 
 class BudgetExhaustedError(RateLimitedError):
     type = "token_budget_exhausted"
+
+
+class SpendBudgetExhaustedError(RateLimitedError):
+    """A budget in dollars is spent (a subtenant's or a key's)."""
+
+    type = "budget_exhausted"
 
 
 def _limit(value: int | None, default: int) -> int:
@@ -87,15 +97,19 @@ def check_request(key: ApiKey) -> counters.Decision | None:
     return min(decisions, key=lambda d: d.remaining, default=None)
 
 
-def token_checks_needed(subtenant: Subtenant) -> bool:
+def token_checks_needed(subtenant: Subtenant, key: ApiKey | None = None) -> bool:
     """Whether `check_tokens` has anything to look at (no I/O)."""
-    return bool(_limit(subtenant.rate_limit_tpm, settings.RATE_LIMIT_TPM)) or (
-        subtenant.token_budget is not None
+    return (
+        bool(_limit(subtenant.rate_limit_tpm, settings.RATE_LIMIT_TPM))
+        or subtenant.token_budget is not None
+        or subtenant.budget_usd is not None
+        or (key is not None and key.budget_usd is not None)
     )
 
 
-def check_tokens(subtenant: Subtenant) -> None:
-    """Refuse a new LLM call when the minute's tokens or the period's budget are used up."""
+def check_tokens(subtenant: Subtenant, key: ApiKey | None = None) -> None:
+    """Refuse a new LLM call when the minute's tokens, or the period's token or dollar
+    budget of the subtenant or of the key making the call, are used up."""
     tpm = _limit(subtenant.rate_limit_tpm, settings.RATE_LIMIT_TPM)
     if tpm:
         decision = counters.hit(f"tpm:sub:{subtenant.pk}", limit=tpm, cost=0)
@@ -105,26 +119,63 @@ def check_tokens(subtenant: Subtenant) -> None:
                 retry_after=decision.retry_after_s,
                 details={"scope": "subtenant", "limit": tpm, "unit": "tokens"},
             )
-    if subtenant.token_budget is not None:
+    if subtenant.token_budget is not None or subtenant.budget_usd is not None:
         start, end = budget_period(subtenant)
-        used = (
+        tokens, spent = (
             TokenUsage.objects.filter(subtenant=subtenant, period_start=start)
-            .values_list("tokens", flat=True)
+            .values_list("tokens", "cost_usd")
             .first()
-            or 0
-        )
-        if used >= subtenant.token_budget:
-            retry = int((end - timezone.now()).total_seconds()) + 1
+        ) or (0, Decimal(0))
+        if subtenant.token_budget is not None and tokens >= subtenant.token_budget:
             raise BudgetExhaustedError(
                 f"The token budget of {subtenant.token_budget} tokens "
                 f"for this {subtenant.budget_period} is used up.",
-                retry_after=retry,
+                retry_after=_seconds_until(end),
                 details={
                     "budget": subtenant.token_budget,
-                    "used": used,
+                    "used": tokens,
                     "period_start": str(start),
                 },
             )
+        if subtenant.budget_usd is not None and spent >= subtenant.budget_usd:
+            raise _spent(subtenant.budget_usd, spent, "subtenant", subtenant, start, end)
+    if key is not None and key.budget_usd is not None:
+        start, end = budget_period(key)
+        spent = (
+            KeySpend.objects.filter(api_key=key, period_start=start)
+            .values_list("cost_usd", flat=True)
+            .first()
+        ) or Decimal(0)
+        if spent >= key.budget_usd:
+            raise _spent(key.budget_usd, spent, "key", key, start, end)
+
+
+def _seconds_until(end: dt.datetime) -> int:
+    return int((end - timezone.now()).total_seconds()) + 1
+
+
+def _spent(
+    budget: Decimal,
+    spent: Decimal,
+    scope: str,
+    owner: Subtenant | ApiKey,
+    start: dt.date,
+    end: dt.datetime,
+) -> SpendBudgetExhaustedError:
+    return SpendBudgetExhaustedError(
+        f"The budget of {_usd(budget)} USD per {owner.budget_period} for this {scope} is spent.",
+        retry_after=_seconds_until(end),
+        details={
+            "scope": scope,
+            "budget_usd": _usd(budget),
+            "spent_usd": _usd(spent),
+            "period_start": str(start),
+        },
+    )
+
+
+def _usd(amount: Decimal) -> str:
+    return f"{Decimal(amount).normalize():f}"
 
 
 def record_rate_tokens(subtenant: Subtenant, tokens: int) -> None:
@@ -133,26 +184,49 @@ def record_rate_tokens(subtenant: Subtenant, tokens: int) -> None:
         counters.hit(f"tpm:sub:{subtenant.pk}", limit=0, cost=tokens)
 
 
-def record_budget_tokens(subtenant: Subtenant, tokens: int) -> None:
-    """Count tokens against the budget period (a database write: one transaction with
-    the call records that used them)."""
-    if tokens > 0 and subtenant.token_budget is not None:
-        start, _ = budget_period(subtenant)
-        updated = TokenUsage.objects.filter(subtenant=subtenant, period_start=start).update(
-            tokens=F("tokens") + tokens
-        )
-        if not updated:
-            usage, created = TokenUsage.objects.get_or_create(
-                subtenant=subtenant, period_start=start, defaults={"tokens": tokens}
-            )
-            if not created:
-                TokenUsage.objects.filter(pk=usage.pk).update(tokens=F("tokens") + tokens)
+def record_budget_use(subtenant: Subtenant, *, tokens: int, cost_usd: Decimal) -> None:
+    """Count tokens and dollars against the subtenant's budget period, while it has a
+    budget (a database write: one transaction with the call records that used them)."""
+    if subtenant.token_budget is None and subtenant.budget_usd is None:
+        return
+    if tokens <= 0 and cost_usd <= 0:
+        return
+    start, _ = budget_period(subtenant)
+    _add(
+        TokenUsage.objects.filter(subtenant=subtenant, period_start=start),
+        {"subtenant": subtenant, "period_start": start},
+        tokens=tokens,
+        cost_usd=cost_usd,
+    )
 
 
-def budget_period(subtenant: Subtenant) -> tuple[dt.date, dt.datetime]:
+def record_key_spend(key: ApiKey, cost_usd: Decimal) -> None:
+    """Count dollars against the key's budget period, while it has a budget (in the
+    transaction of the call records)."""
+    if key.budget_usd is None or cost_usd <= 0:
+        return
+    start, _ = budget_period(key)
+    _add(
+        KeySpend.objects.filter(api_key=key, period_start=start),
+        {"api_key": key, "period_start": start},
+        cost_usd=cost_usd,
+    )
+
+
+def _add(rows: QuerySet, lookup: dict[str, object], **amounts: int | Decimal) -> None:
+    """Add to the period's row, creating it when it is the period's first use."""
+    increments = {name: F(name) + amount for name, amount in amounts.items()}
+    if rows.update(**increments):
+        return
+    _, created = rows.model.objects.get_or_create(**lookup, defaults=amounts)
+    if not created:
+        rows.update(**increments)
+
+
+def budget_period(owner: Subtenant | ApiKey) -> tuple[dt.date, dt.datetime]:
     """The current period's first day and the moment it ends (UTC)."""
     now = timezone.now()
-    if subtenant.budget_period == "day":
+    if owner.budget_period == "day":
         start = now.date()
         end = dt.datetime.combine(start + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
         return start, end

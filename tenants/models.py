@@ -1,5 +1,7 @@
 import uuid
+from decimal import Decimal
 
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from providers.descriptors import all_descriptors
@@ -8,6 +10,20 @@ from providers.descriptors import all_descriptors
 def provider_choices() -> list[tuple[str, str]]:
     """The registered vendors; a callable, so adding one needs no migration."""
     return [(d.name, d.label) for d in all_descriptors()]
+
+
+BUDGET_PERIODS = [("month", "Calendar month"), ("day", "Day")]
+BUDGET_PERIOD_HELP = "The period of the budgets (UTC)."
+# Budgets in dollars: up to 99,999,999.999999.
+USD_FIELD = {
+    "max_digits": 14,
+    "decimal_places": 6,
+    "null": True,
+    "blank": True,
+    "validators": [MinValueValidator(Decimal(0))],
+}
+# Dollars spent: fine enough for one token of the cheapest model.
+SPENT_FIELD = {"max_digits": 22, "decimal_places": 10, "default": Decimal(0)}
 
 
 class Subtenant(models.Model):
@@ -30,8 +46,11 @@ class Subtenant(models.Model):
     token_budget = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Tokens allowed per budget period; empty = no budget."
     )
+    budget_usd = models.DecimalField(
+        **USD_FIELD, help_text="US dollars allowed per budget period; empty = no budget."
+    )
     budget_period = models.CharField(
-        max_length=8, choices=[("month", "Calendar month"), ("day", "Day")], default="month"
+        max_length=8, choices=BUDGET_PERIODS, default="month", help_text=BUDGET_PERIOD_HELP
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -59,6 +78,12 @@ class ApiKey(models.Model):
     rate_limit_rpm = models.PositiveIntegerField(
         null=True, blank=True, help_text="Requests per minute for this key; empty = default."
     )
+    budget_usd = models.DecimalField(
+        **USD_FIELD, help_text="US dollars this key may spend per budget period; empty = none."
+    )
+    budget_period = models.CharField(
+        max_length=8, choices=BUDGET_PERIODS, default="month", help_text=BUDGET_PERIOD_HELP
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -80,11 +105,13 @@ class ApiKey(models.Model):
 
 
 class TokenUsage(models.Model):
-    """Tokens a subtenant used in one budget period (kept in step with its calls)."""
+    """Tokens and dollars a subtenant used in one budget period (kept in step with its
+    calls while it has a budget)."""
 
     subtenant = models.ForeignKey(Subtenant, on_delete=models.CASCADE, related_name="token_usage")
     period_start = models.DateField()
     tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(**SPENT_FIELD)
 
     class Meta:
         constraints = [
@@ -92,6 +119,28 @@ class TokenUsage(models.Model):
                 fields=["subtenant", "period_start"], name="token_usage_unique_period"
             )
         ]
+        verbose_name = "subtenant usage per period"
+        verbose_name_plural = "subtenant usage per period"
 
     def __str__(self) -> str:
-        return f"{self.subtenant_id} {self.period_start}: {self.tokens}"
+        return f"{self.subtenant_id} {self.period_start}: {self.tokens} tokens, ${self.cost_usd}"
+
+
+class KeySpend(models.Model):
+    """Dollars one API key spent in one budget period (kept while it has a budget)."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="spend")
+    period_start = models.DateField()
+    cost_usd = models.DecimalField(**SPENT_FIELD)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "period_start"], name="key_spend_unique_period"
+            )
+        ]
+        verbose_name = "key spend per period"
+        verbose_name_plural = "key spend per period"
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.period_start}: ${self.cost_usd}"
