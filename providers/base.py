@@ -9,10 +9,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
-from providers.errors import ProviderTimeoutError
+from providers.errors import ProviderBadRequestError, ProviderTimeoutError
 from providers.types import (
     ChatRequest,
     ChatResult,
+    EmbeddingRequest,
+    EmbeddingResult,
     Finished,
     StreamEvent,
     TextDelta,
@@ -150,6 +152,15 @@ class Provider(abc.ABC):
     async def list_models(self) -> list[str]:
         return [self.default_model] if self.default_model else []
 
+    # Embeddings: adapters whose vendor embeds override `embed` and say how many inputs
+    # one vendor call takes (larger requests are split) and whether inputs may be token ids.
+    max_embedding_inputs: int = 2048
+    embeds_token_ids: bool = False
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """One vendor call: a vector per input, in order."""
+        raise EmbeddingsNotSupportedError(self.name)
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters override it
         """Release pooled connections."""
 
@@ -179,3 +190,19 @@ class _Paced(Generic[T]):
                 provider=self._provider,
                 details={"timeout": "idle", "timeout_s": self._idle},
             ) from None
+
+
+class EmbeddingsNotSupportedError(ProviderBadRequestError):
+    """The vendor has no embeddings API: a 400, never retried nor sent elsewhere."""
+
+    type = "embeddings_not_supported"
+
+    def __init__(self, provider: str, embedding_providers: tuple[str, ...] = ()) -> None:
+        those = (
+            f" (providers that do: {', '.join(embedding_providers)})" if embedding_providers else ""
+        )
+        super().__init__(
+            f"Provider '{provider}' does not do embeddings{those}.",
+            provider=provider,
+            details={"embedding_providers": list(embedding_providers)},
+        )

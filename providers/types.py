@@ -7,7 +7,7 @@ vendor payload.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -142,6 +142,24 @@ class ChatResult:
     def to_message(self) -> Message:
         """The assistant message to append to the history for the next round."""
         return Message(role="assistant", content=self.text, tool_calls=self.tool_calls)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """Inputs to embed in one vendor call: texts, or token ids (OpenAI-kind vendors)."""
+
+    model: str  # "" means the provider's default model
+    inputs: tuple[str, ...] | tuple[tuple[int, ...], ...]
+    dimensions: int | None = None  # shorter vectors, where the model supports it
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    # One vector per input, in the request's order: a list of floats, or a float32
+    # `array.array` when the vendor sent packed bytes (no float parsing on the way).
+    vectors: tuple[Sequence[float], ...]
+    usage: Usage  # input tokens only
+    model: str
 
 
 async def collect(events: AsyncIterator[StreamEvent], *, provider: str, model: str) -> ChatResult:

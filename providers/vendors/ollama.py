@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ import httpx
 from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
 from providers.content import ImagePart, Part, TextPart
 from providers.errors import (
+    ProviderBadRequestError,
     ProviderError,
     ProviderStreamInterruptedError,
     ProviderTimeoutError,
@@ -30,6 +31,8 @@ from providers.tooling import parse_arguments, tool_choice_mode
 from providers.types import (
     ChatRequest,
     ChatResult,
+    EmbeddingRequest,
+    EmbeddingResult,
     Finished,
     FinishReason,
     Message,
@@ -162,6 +165,41 @@ class OllamaProvider(Provider):
         yield UsageEvent(_usage(final))
         yield Finished(_finish(final, calls_seen > 0))
 
+    # -- embeddings ----------------------------------------------------------------
+
+    # Ollama sets no limit; one call of this many inputs stays well within its request
+    # size and the read timeout on a CPU.
+    max_embedding_inputs = 512
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """POST /api/embed; inputs over the model's context are truncated (Ollama's default)."""
+        if any(not isinstance(i, str) for i in request.inputs):
+            raise ProviderBadRequestError("Ollama embeds text, not token ids.", provider=self.name)
+        model = request.model or self.default_model
+        body: dict[str, Any] = {"model": model, "input": list(request.inputs)}
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions  # newer Ollama versions; older ones ignore it
+        try:
+            response = await self._client.post("/api/embed", json=body)
+            if response.status_code >= 400:
+                raise self._status_error(response)
+            data = response.json()
+        except Exception as exc:
+            raise self._error(exc, streaming=False) from exc
+        vectors = data.get("embeddings") if isinstance(data, dict) else None
+        if not isinstance(vectors, list) or len(vectors) != len(request.inputs):
+            raise ProviderUpstreamError(
+                f"Provider '{self.name}' answered embeddings that do not match the "
+                f"{len(request.inputs)} inputs",
+                provider=self.name,
+            )
+        count = data.get("prompt_eval_count")
+        return EmbeddingResult(
+            vectors=tuple(_vector(v, self.name) for v in vectors),
+            usage=Usage(input_tokens=count if isinstance(count, int) and count > 0 else 0),
+            model=data.get("model") or model,
+        )
+
     async def list_models(self) -> list[str]:
         try:
             response = await self._client.get("/api/tags")
@@ -263,6 +301,14 @@ def _finish(data: dict[str, Any], calls_seen: bool) -> FinishReason:
     if calls_seen:
         return "tool_calls"
     return _DONE.get(data.get("done_reason") or "stop", "stop")
+
+
+def _vector(raw: object, provider: str) -> Sequence[float]:
+    if not isinstance(raw, list):
+        raise ProviderUpstreamError(
+            f"Provider '{provider}' answered an embedding that is not a list", provider=provider
+        )
+    return raw
 
 
 def _usage(data: dict[str, Any]) -> Usage:
