@@ -131,6 +131,7 @@ class FakeServer:
 
     vendor = "generic"
     default_models: tuple[str, ...] = ("fake-model",)
+    embed_path = ""  # the vendor's embeddings route, when the fake serves one
 
     def __init__(
         self,
@@ -173,6 +174,8 @@ class FakeServer:
           (0 = before any); end_without_finish: end the body cleanly without the final
           events; error_after_chunks: send the vendor's in-stream error event after N
           pieces (error_message, error_type).
+        Embedding requests take the next script too: status (with error_message,
+        error_type, retry_after), delay, and usage (its input count) apply to them.
         Unknown options raise TypeError, so a typo cannot silently script nothing.
         """
         self._scripts.append(Script(**options))
@@ -183,7 +186,10 @@ class FakeServer:
         self.requests.clear()
 
     def chat_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.method == "POST"]
+        return [r for r in self.requests if r.method == "POST" and r.path != self.embed_path]
+
+    def embedding_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == "POST" and r.path == self.embed_path]
 
     def next_script(self) -> Script | None:
         try:

@@ -17,15 +17,26 @@ request's `stream` field as the vendor does (Ollama streams unless told not to).
 Usage is deterministic: input = words in the request's messages (and system prompt),
 output = words in the answer + 1 per tool call, unless `usage=(in, out)` is scripted.
 
+The OpenAI fake also serves `POST /v1/embeddings` and the Ollama fake `POST /api/embed`,
+in their vendors' formats (`fake.embedding_requests()` is what they received): each
+input gets `fake_vector(input, dimensions)` (deterministic, unit length, float32-exact;
+base64 when asked), and counts its words (or its token ids) as input tokens.
+
 Run one standalone (for benchmarks): python -m providers.testing.fakes --vendor openai --port 9999
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import contextlib
+import hashlib
 import json
+import math
+import sys
 import threading
+from array import array
 
 from providers.base import ProviderDescriptor
 from providers.testing._chat import CREATED, ChatFake, Frame, Reply, halves, sse
@@ -34,14 +45,101 @@ from providers.vendors.anthropic import AnthropicProvider
 from providers.vendors.ollama import OllamaProvider
 from providers.vendors.openai import OpenAIProvider
 
+EMBEDDING_DIMENSIONS = 16  # the fakes' vectors, unless the request asks for others
 
-class FakeOpenAI(ChatFake):
-    """OpenAI Chat Completions (also stands in for OpenAI-compatible private clouds)."""
+
+def fake_vector(item: str | list[int], dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """The fakes' embedding of a text (or token ids): derived from its hash, unit length,
+    each value exactly a float32 (the same whether sent as floats or base64)."""
+    seed = (item if isinstance(item, str) else ",".join(map(str, item))).encode()
+    raw = b"".join(
+        hashlib.sha256(b"%d:%s" % (block, seed)).digest() for block in range(dimensions // 8 + 1)
+    )
+    words = (int.from_bytes(raw[4 * i : 4 * i + 4], "little") for i in range(dimensions))
+    values = [w / 2**31 - 1 for w in words]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return array("f", [v / norm for v in values]).tolist()
+
+
+def base64_vector(vector: list[float]) -> str:
+    """OpenAI's base64 encoding of an embedding: little-endian float32."""
+    packed = array("f", vector)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode()
+
+
+class EmbeddingFake(ChatFake):
+    """The flow of an embeddings route: auth, scripted errors and delays, then vectors."""
+
+    def embedding_problem(self, body: dict) -> str | None:
+        """Why the vendor would refuse this body, or None."""
+        return None if body.get("model") else "model is required"
+
+    def embedding_payload(self, body: dict, vectors: list[list[float]], tokens: int) -> dict:
+        raise NotImplementedError
+
+    async def handle(self, request: RecordedRequest, response: Response) -> None:
+        if request.method != "POST" or not self.embed_path or request.path != self.embed_path:
+            await super().handle(request, response)
+            return
+        if not self.is_authorized(request):
+            self.send_error(response, 401, "Invalid API key")
+            return
+        script = self.next_script() or Script()
+        if script.delay:
+            await asyncio.sleep(script.delay)
+        if script.status >= 400:
+            headers = {}
+            if script.retry_after is not None:
+                headers["retry-after"] = f"{script.retry_after:g}"
+            message = script.error_message or f"Scripted error {script.status}"
+            self.send_error(response, script.status, message, script.error_type, headers)
+            return
+        body = request.body if isinstance(request.body, dict) else {}
+        problem = self.embedding_problem(body)
+        if problem:
+            self.send_error(response, 400, problem)
+            return
+        items = _embedding_inputs(body.get("input"))
+        dimensions = body.get("dimensions") or EMBEDDING_DIMENSIONS
+        vectors = [fake_vector(item, dimensions) for item in items]
+        if script.usage is not None:
+            tokens = script.usage[0]
+        else:
+            tokens = sum(self.words(i) if isinstance(i, str) else len(i) for i in items)
+        response.send_json(200, self.embedding_payload(body, vectors, tokens))
+
+
+def _embedding_inputs(value: object) -> list:
+    """`input` as a list of items: a text or a token-id array is one item."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return [value]
+    return list(value) if isinstance(value, list) else []
+
+
+def _valid_inputs(value: object, *, token_ids: bool) -> bool:
+    items = _embedding_inputs(value)
+    if not items:
+        return False
+    if all(isinstance(i, str) and i for i in items):
+        return True
+    return token_ids and all(
+        isinstance(i, list) and i and all(isinstance(t, int) for t in i) for i in items
+    )
+
+
+class FakeOpenAI(EmbeddingFake):
+    """OpenAI Chat Completions (also stands in for OpenAI-compatible private clouds), and
+    its embeddings."""
 
     vendor = "openai"
     default_models = ("gpt-4o-mini", "gpt-4o")
     chat_path = "/v1/chat/completions"
     models_path = "/v1/models"
+    embed_path = "/v1/embeddings"
 
     @property
     def base_url(self) -> str:
@@ -78,6 +176,28 @@ class FakeOpenAI(ChatFake):
 
     def _finish(self, reply: Reply, script: Script) -> str:
         return script.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+
+    def embedding_problem(self, body: dict) -> str | None:
+        if not body.get("model"):
+            return "you must provide a model parameter"
+        if not _valid_inputs(body.get("input"), token_ids=True):
+            return "'$.input' is invalid. Please check the API reference."
+        if body.get("encoding_format", "float") not in ("float", "base64"):
+            return "encoding_format: must be 'float' or 'base64'"
+        return None
+
+    def embedding_payload(self, body: dict, vectors: list[list[float]], tokens: int) -> dict:
+        packed = body.get("encoding_format") == "base64"
+        data = [
+            {"object": "embedding", "index": i, "embedding": base64_vector(v) if packed else v}
+            for i, v in enumerate(vectors)
+        ]
+        return {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     def _usage(self, reply: Reply) -> dict:
         total = reply.input_tokens + reply.output_tokens
@@ -284,13 +404,14 @@ class FakeAnthropic(ChatFake):
         )
 
 
-class FakeOllama(ChatFake):
-    """Ollama's native /api/chat with newline-delimited JSON streaming."""
+class FakeOllama(EmbeddingFake):
+    """Ollama's native /api/chat with newline-delimited JSON streaming, and /api/embed."""
 
     vendor = "ollama"
     default_models = ("llama3.2:latest", "qwen2.5:7b")
     chat_path = "/api/chat"
     models_path = "/api/tags"
+    embed_path = "/api/embed"
     stream_content_type = "application/x-ndjson"
 
     def send_error(
@@ -326,6 +447,22 @@ class FakeOllama(ChatFake):
 
     def wants_stream(self, body: dict) -> bool:
         return body.get("stream", True) is not False  # Ollama streams by default
+
+    def embedding_problem(self, body: dict) -> str | None:
+        if not body.get("model"):
+            return "model is required"
+        if not _valid_inputs(body.get("input"), token_ids=False):
+            return "invalid input type"
+        return None
+
+    def embedding_payload(self, body: dict, vectors: list[list[float]], tokens: int) -> dict:
+        return {
+            "model": body["model"],
+            "embeddings": vectors,
+            "total_duration": 1000,
+            "load_duration": 10,
+            "prompt_eval_count": tokens,
+        }
 
     def _done(self, reply: Reply, script: Script, message: dict) -> dict:
         return {
