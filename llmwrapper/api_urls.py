@@ -6,6 +6,7 @@ from chats.api import AttachmentView, ChatViewSet, SubtenantChatViewSet
 from chats.send_api import MessagesView, StreamMessageView
 from memories.api import MemoryViewSet
 from providers.api import CompleteView, ModelsView, StreamView, UsageView
+from providers.embeddings_api import EmbedView
 from tenants.api import ApiKeyViewSet, SubtenantViewSet
 from tools.api import (
     FunctionDetailView,
@@ -25,6 +26,7 @@ urlpatterns = [
     path("llm/complete", CompleteView.as_view(), name="llm-complete"),
     path("llm/stream", StreamView.as_view(), name="llm-stream"),
     path("llm/models", ModelsView.as_view(), name="llm-models"),
+    path("llm/embed", EmbedView.as_view(), name="llm-embed"),
     path("subtenants", SubtenantViewSet.as_view(collection), name="subtenant-list"),
     path("subtenants/<uuid:pk>", SubtenantViewSet.as_view(item), name="subtenant-detail"),
     path(

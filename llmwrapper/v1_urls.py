@@ -2,12 +2,14 @@
 
 from django.urls import path, re_path
 
+from providers.embeddings_api import EmbeddingsView
 from providers.openai_api import ChatCompletionsView
 from providers.openai_models import ModelDetailView, ModelsView
 from responses_api.api import ResponseDetailView, ResponsesView
 
 urlpatterns = [
     path("chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),
+    path("embeddings", EmbeddingsView.as_view(), name="openai-embeddings"),
     path("models", ModelsView.as_view(), name="openai-models"),
     # Ids hold slashes: "openai/gpt-4o-mini", "private/meta-llama/Llama-3.1-8B-Instruct".
     re_path(r"^models/(?P<model>.+)$", ModelDetailView.as_view(), name="openai-model"),
