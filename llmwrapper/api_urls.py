@@ -4,6 +4,7 @@ from django.urls import path
 
 from chats.api import AttachmentView, ChatViewSet, SubtenantChatViewSet
 from chats.send_api import MessagesView, StreamMessageView
+from connections.api import ConnectionDetailView, ConnectionsView, RouteDetailView, RoutesView
 from memories.api import MemoryViewSet
 from providers.api import CompleteView, ModelsView, StreamView, UsageView
 from providers.embeddings_api import EmbedView
@@ -23,6 +24,10 @@ collection = {"get": "list", "post": "create"}
 item = {"get": "retrieve", "put": "update", "patch": "update", "delete": "destroy"}
 
 urlpatterns = [
+    path("connections", ConnectionsView.as_view(), name="connection-list"),
+    path("connections/<str:name>", ConnectionDetailView.as_view(), name="connection-detail"),
+    path("routes", RoutesView.as_view(), name="route-list"),
+    path("routes/<str:name>", RouteDetailView.as_view(), name="route-detail"),
     path("llm/complete", CompleteView.as_view(), name="llm-complete"),
     path("llm/stream", StreamView.as_view(), name="llm-stream"),
     path("llm/models", ModelsView.as_view(), name="llm-models"),

@@ -31,21 +31,24 @@ Located = list[tuple[str, Part]]  # each part with its name in the request
 
 
 async def prepare(
-    spec: TurnSpec, target: gateway.Target, fallbacks: list[gateway.Target]
+    spec: TurnSpec,
+    target: gateway.Target,
+    fallbacks: list[gateway.Target],
+    view: gateway.View | None = None,
 ) -> tuple[TurnSpec, list[gateway.Target]]:
     """The turn's spec with images fetched where the provider needs bytes, and the
     fallbacks that take its parts; raises ContentError for a part the provider cannot take."""
     located = _located(spec)
     if not located:
         return spec, fallbacks
-    caps = gateway.capabilities(target.provider)
+    caps = gateway.capabilities(target.provider, view)
     refusal = _refusal(located, caps, target.provider)
     if refusal is not None:
         raise refusal
     fallbacks = [
         f
         for f in fallbacks
-        if _refusal(located, gateway.capabilities(f.provider), f.provider) is None
+        if _refusal(located, gateway.capabilities(f.provider, view), f.provider) is None
     ]
     if caps is not None and not caps.image_urls:
         spec = await _with_fetched_images(spec)

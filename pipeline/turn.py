@@ -42,7 +42,7 @@ from pipeline.events import (
 )
 from pipeline.records import TurnRecords
 from pipeline.spec import ChatSend, TurnSpec
-from providers import gateway, wire
+from providers import gateway, routing, wire
 from providers.errors import ProviderError
 from providers.loop import RoundCompleted, ToolExecutor, ToolResult, TurnCompleted, run_turn
 from providers.types import ChatRequest, TextDelta, ToolCallComplete, Usage
@@ -61,6 +61,7 @@ class Turn:
     target: gateway.Target
     fallbacks: list[gateway.Target]
     executor: ToolExecutor | None
+    view: gateway.View | None = None
     progress: chat_store.ChatProgress | None = None
 
     def server_side(self, name: str) -> bool:
@@ -102,7 +103,7 @@ class Turn:
             completed: TurnCompleted | None = None
             loop_events = run_turn(
                 self.request,
-                chain_for=gateway.chain_factory(self.target, self.fallbacks),
+                chain_for=gateway.chain_factory(self.target, self.fallbacks, self.view),
                 executor=self.executor,
                 options=gateway.turn_options(streaming=streaming),
             )
@@ -206,8 +207,9 @@ def _unfinished(progress: chat_store.ChatProgress | None) -> object:
 
 async def start(spec: TurnSpec) -> Turn:
     """Check and prepare a turn (see the module docstring)."""
-    target, fallbacks = _targets(spec)
-    spec, fallbacks = await content.prepare(spec, target, fallbacks)
+    view = await gateway.view_for(spec.subtenant)
+    target, fallbacks = _targets(spec, view)
+    spec, fallbacks = await content.prepare(spec, target, fallbacks, view)
     if limits.token_checks_needed(spec.subtenant, spec.api_key):
         await sync_to_async(limits.check_tokens)(spec.subtenant, spec.api_key)
     executor = None
@@ -222,7 +224,7 @@ async def start(spec: TurnSpec) -> Turn:
         params=wire.params_from(spec.params),
     )
     if spec.chat is None:
-        return Turn(spec, request, target, fallbacks, executor)
+        return Turn(spec, request, target, fallbacks, executor, view)
     if isinstance(spec.chat, ChatSend):
         opening = await db.run(chat_store.open_send, spec.chat, target)
     else:
@@ -239,11 +241,14 @@ async def start(spec: TurnSpec) -> Turn:
         params=wire.params_from(spec.params, opening.param_defaults),
     )
     progress = chat_store.ChatProgress(opening, target)
-    return Turn(spec, request, target, fallbacks, executor, progress)
+    return Turn(spec, request, target, fallbacks, executor, view, progress)
 
 
-def _targets(spec: TurnSpec) -> tuple[gateway.Target, list[gateway.Target]]:
-    """The model to call and its fallbacks; an unconfigured provider is a 400 here."""
+def _targets(
+    spec: TurnSpec, view: gateway.View
+) -> tuple[gateway.Target, list[gateway.Target]]:
+    """The model to call and its fallbacks; an unconfigured provider is a 400 here, a
+    route whose deployments all rest a 503."""
     model = spec.model
     if spec.provider is None and model:
         model = settings.MODEL_ALIASES.get(model, model)
@@ -251,11 +256,14 @@ def _targets(spec: TurnSpec) -> tuple[gateway.Target, list[gateway.Target]]:
     if isinstance(spec.chat, ChatSend):
         levels.append((spec.chat.chat.provider, spec.chat.chat.model))
     levels.append((spec.subtenant.default_provider, spec.subtenant.default_model))
-    target = gateway.resolve_target(levels)
-    gateway.registry().get(target.provider)
+    target = gateway.resolve_target(levels, view)
+    if target.route is not None:
+        routing.check_available(target.route)
+    else:
+        view.registry.get(target.provider)
     fallbacks = (
-        gateway.parse_targets(spec.fallbacks)
+        gateway.parse_targets(spec.fallbacks, view)
         if spec.fallbacks is not None
-        else gateway.default_fallbacks()
+        else gateway.parse_targets(settings.LLM_FALLBACKS, view)
     )
     return target, fallbacks

@@ -7,7 +7,7 @@ import abc
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from providers.errors import ProviderBadRequestError, ProviderTimeoutError
 from providers.types import (
@@ -23,7 +23,7 @@ from providers.types import (
     collect,
 )
 
-ProviderKind = Literal["openai", "anthropic", "ollama", "openai_compatible"]
+ProviderKind = Literal["openai", "anthropic", "ollama", "openai_compatible", "azure_openai"]
 T = TypeVar("T")
 
 
@@ -45,6 +45,15 @@ class ProviderConfig:
     extra_headers: dict[str, str] = field(default_factory=dict)
     # Anthropic requires max_tokens on every request; used when the caller gives none.
     default_max_tokens: int = 1024
+    # Builds the httpx transport of the adapter's client, called with the transport's
+    # options (`limits`): e.g. one through the outbound guard, for endpoints a tenant
+    # named. None: httpx's own.
+    transport: Callable[..., Any] | None = None
+    # Adapter-specific settings (e.g. Azure's `api_version`).
+    options: dict[str, str] = field(default_factory=dict)
+    # What identifies this configuration among the instances a process keeps ("" = the
+    # name): a stored connection's id and version, so an edit builds a new instance.
+    cache_key: str = ""
 
     def __repr__(self) -> str:
         # Keys end up in logs through reprs; never print them.

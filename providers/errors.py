@@ -208,3 +208,18 @@ def redact(message: str, secret: str | None) -> str:
     if secret and len(secret) >= 4 and secret in message:
         return message.replace(secret, "***")
     return message
+
+
+class RouteUnavailableError(ProviderError):
+    """Every deployment of a route is resting after failures (503, with Retry-After:
+    when the first of them is back)."""
+
+    status = 503
+    type = "route_unavailable"
+
+    def __init__(self, route: str, *, retry_after: float) -> None:
+        super().__init__(
+            f"Every deployment of route '{route}' is cooling down after failures",
+            provider=route,
+            retry_after=retry_after,
+        )

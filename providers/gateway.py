@@ -4,8 +4,8 @@ selection, fallback chains and turn options.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -67,29 +67,82 @@ def registry_reset() -> None:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    provider: str
+    provider: str  # a connection (or built-in provider) name, or a route's
     model: str  # "" = the provider's default model
+    route: Any = None  # connections.catalog.RouteSpec when the model named a route
 
     def label(self) -> str:
         return f"{self.provider}/{self.model}" if self.model else self.provider
 
 
-def known_providers() -> set[str]:
-    return set(registry().names())
+@dataclass(frozen=True)
+class View:
+    """What one subtenant can call: the process's providers configured from settings,
+    overlaid by the stored connections it sees (global ones, then its own), and the
+    stored routes."""
+
+    registry: ProviderRegistry
+    routes: Mapping[str, Any] = field(default_factory=dict)  # name -> RouteSpec
+    models: Mapping[str, list[str]] = field(default_factory=dict)  # a connection's own list
 
 
-def resolve_target(levels: Sequence[tuple[str | None, str | None]]) -> Target:
+_views: dict[Any, tuple[object, object, View]] = {}
+
+
+async def view_for(subtenant: Any) -> View:
+    """The view of `subtenant` (None: the global one), from memory when fresh."""
+    from connections import catalog
+    from llmwrapper import db
+
+    key = getattr(subtenant, "pk", None)
+    scope = catalog.cached(key) or await db.run(catalog.load, key)
+    return _view(key, scope)
+
+
+def view_sync(subtenant: Any) -> View:
+    """`view_for` for sync code (a sync unit may read the database)."""
+    from connections import catalog
+
+    key = getattr(subtenant, "pk", None)
+    return _view(key, catalog.cached(key) or catalog.load(key))
+
+
+def _view(key: Any, scope: Any) -> View:
+    base = registry()
+    entry = _views.get(key)
+    if entry is not None and entry[0] is scope and entry[1] is base:
+        return entry[2]
+    if not scope.configs and not scope.routes:
+        view = View(base)
+    else:
+        configs = {c.name: c for c in base.configs()} | scope.configs
+        view = View(ProviderRegistry(configs.values(), pool=base), scope.routes, scope.models)
+    _views[key] = (scope, base, view)
+    return view
+
+
+def known_providers(view: View | None = None) -> set[str]:
+    return set((view.registry if view else registry()).names())
+
+
+def resolve_target(
+    levels: Sequence[tuple[str | None, str | None]], view: View | None = None
+) -> Target:
     """Pick provider and model from (provider, model) pairs, most specific first.
 
     Typically: the request, the chat, the subtenant. The provider is the first one
     named (a model may name it as "provider/model"); the model is the first one given
     at that level or a more specific one, so a request naming only a provider does
-    not inherit another provider's model from the chat. Otherwise DEFAULT_LLM_PROVIDER
+    not inherit another provider's model from the chat. A model that is the name of a
+    route the view has (and no provider) is that route. Otherwise DEFAULT_LLM_PROVIDER
     with its default model.
     """
-    known = known_providers()
+    known = known_providers(view)
+    routes = view.routes if view else {}
     models: list[str] = []
     for provider, model in levels:
+        if provider is None and not models and model in routes:
+            return Target(model, "", routes[model])
         provider, model = parse_model(model, provider, known=known)
         if model:
             models.append(model)
@@ -106,39 +159,43 @@ def _check_known(provider: str, known: set[str]) -> None:
         raise UnknownProviderError(provider, tuple(sorted(known)))
 
 
-def parse_targets(specs: Iterable[str]) -> list[Target]:
-    """Fallbacks given as "provider" or "provider/model"."""
-    known = known_providers()
+def parse_targets(specs: Iterable[str], view: View | None = None) -> list[Target]:
+    """Fallbacks given as "provider", "provider/model" or a route's name."""
+    known = known_providers(view)
+    routes = view.routes if view else {}
     targets = []
     for spec in specs:
+        if spec in routes:
+            targets.append(Target(spec, "", routes[spec]))
+            continue
         provider, _, model = spec.partition("/")
         _check_known(provider, known)
         targets.append(Target(provider, model))
     return targets
 
 
-def chain_factory(primary: Target, fallbacks: Sequence[Target] = ()):  # type: ignore[no-untyped-def]
+def chain_factory(primary: Target, fallbacks: Sequence[Target] = (), view: View | None = None):  # type: ignore[no-untyped-def]
     """A `chain_for(request)` for the tool loop: primary first, then fallbacks, each
-    asking for its target's model.
+    asking for its target's model; a route stands for its deployments (see `routing`).
 
     Unconfigured providers raise for the primary (the caller asked for it) and are
     skipped among fallbacks.
     """
-    reg = registry()
+    from providers import routing
+
+    reg = view.registry if view else registry()
     targets = [primary, *(t for t in fallbacks if t != primary)]
 
     def chain_for(request: ChatRequest) -> ProviderChain:
-        chain: ProviderChain = [WithModel(reg.get(primary.provider), primary.model)]
-        for target in targets[1:]:
-            if reg.is_configured(target.provider):
+        chain: ProviderChain = []
+        for index, target in enumerate(targets):
+            if target.route is not None:
+                chain += routing.deployments(target.route, reg, primary=index == 0)
+            elif index == 0 or reg.is_configured(target.provider):
                 chain.append(WithModel(reg.get(target.provider), target.model))
         return chain
 
     return chain_for
-
-
-def default_fallbacks() -> list[Target]:
-    return parse_targets(settings.LLM_FALLBACKS)
 
 
 def turn_options(*, streaming: bool = True) -> TurnOptions:
@@ -165,7 +222,15 @@ def content_limits() -> ContentLimits:
     )
 
 
-def capabilities(provider: str) -> Capabilities | None:
-    """What the provider's vendor accepts; None for a kind no descriptor describes."""
-    kind = registry().config(provider).kind
+def capabilities(provider: str, view: View | None = None) -> Capabilities | None:
+    """What the provider's vendor accepts; None for a kind no descriptor describes. A
+    route: what its first deployment's vendor accepts."""
+    if view is not None and provider in view.routes:
+        deployments = view.routes[provider].deployments
+        if not deployments:
+            return None
+        provider = deployments[0].connection
+    kind = (view.registry if view else registry()).config(provider).kind
+    if kind == "azure_openai":
+        kind = "openai"
     return next((d.capabilities for d in all_descriptors() if d.kind == kind), None)

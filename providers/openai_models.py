@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from llmwrapper.api import principal
 from providers import gateway
 from providers.errors import ProviderError
 from providers.openai_api import OpenAIError, _OpenAIView
@@ -21,13 +22,21 @@ def _model(model_id: str, owner: str, created: int) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": created, "owned_by": owner}
 
 
-async def _provider_models(name: str) -> list[str]:
-    """The models a configured provider lists, or its default model when it lists none."""
-    registry = gateway.registry()
+async def _provider_models(view: gateway.View, name: str) -> list[str]:
+    """The models a provider offers: a connection's own list, else what its vendor
+    lists, else its default model."""
+    if view.models.get(name):
+        return list(view.models[name])
+    registry = view.registry
     try:
         return await registry.get(name).list_models()
     except ProviderError:
         return [registry.config(name).default_model]
+
+
+async def _view(request: Request) -> gateway.View:
+    caller = principal(request)
+    return await gateway.view_for(caller.subtenant)
 
 
 class ModelsView(_OpenAIView):
@@ -38,12 +47,15 @@ class ModelsView(_OpenAIView):
         tags=["openai-compatible"],
     )
     async def get(self, request: Request) -> Response:
-        registry = gateway.registry()
+        view = await _view(request)
+        registry = view.registry
         created = int(time.time())
         data = []
         for name in registry.names():
             if registry.is_configured(name):
-                data += [_model(f"{name}/{m}", name, created) for m in await _provider_models(name)]
+                models = await _provider_models(view, name)
+                data += [_model(f"{name}/{m}", name, created) for m in models]
+        data += [_model(route, "route", created) for route in view.routes]
         data += [_model(alias, "alias", created) for alias in settings.MODEL_ALIASES]
         return Response({"object": "list", "data": data})
 
@@ -51,7 +63,7 @@ class ModelsView(_OpenAIView):
 class ModelDetailView(_OpenAIView):
     @extend_schema(
         responses={
-            200: OpenApiResponse(description="One model: `provider/model` or an alias."),
+            200: OpenApiResponse(description="One model: `provider/model`, a route or an alias."),
             404: OpenApiResponse(description="No such model (OpenAI's error shape)."),
         },
         summary="OpenAI-compatible model",
@@ -62,10 +74,13 @@ class ModelDetailView(_OpenAIView):
         created = int(time.time())
         if model in settings.MODEL_ALIASES:
             return Response(_model(model, "alias", created))
+        view = await _view(request)
+        if model in view.routes:
+            return Response(_model(model, "route", created))
         name, _, bare = model.partition("/")
-        registry = gateway.registry()
+        registry = view.registry
         configured = bare and name in registry.names() and registry.is_configured(name)
-        if configured and bare in await _provider_models(name):
+        if configured and bare in await _provider_models(view, name):
             return Response(_model(model, name, created))
         raise OpenAIError(
             404,

@@ -50,13 +50,23 @@ class ProviderRegistry:
         """Make a provider kind available to every registry (e.g. a new vendor)."""
         cls._factories[kind] = factory
 
-    def __init__(self, configs: Iterable[ProviderConfig] = ()) -> None:
+    def __init__(
+        self, configs: Iterable[ProviderConfig] = (), *, pool: ProviderRegistry | None = None
+    ) -> None:
+        """`pool`: another registry whose instances this one shares (a tenant's view of
+        the process's providers); instances are kept by `ProviderConfig.cache_key`."""
         self._configs: dict[str, ProviderConfig] = {c.name: c for c in configs}
+        if pool is not None:
+            self._instances, self._no_loop, self._lock = pool._instances, pool._no_loop, pool._lock
+            return
         self._instances: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, Provider]
         ] = weakref.WeakKeyDictionary()
         self._no_loop: dict[str, Provider] = {}
         self._lock = threading.Lock()
+
+    def configs(self) -> list[ProviderConfig]:
+        return list(self._configs.values())
 
     def names(self) -> list[str]:
         return list(self._configs)
@@ -77,13 +87,14 @@ class ProviderRegistry:
         if missing is not None:
             raise ProviderNotConfiguredError(name, missing)
         cache = self._cache()
-        provider = cache.get(name)
+        key = config.cache_key or name
+        provider = cache.get(key)
         if provider is None:
             with self._lock:
-                provider = cache.get(name)
+                provider = cache.get(key)
                 if provider is None:
                     factory = self._factory(config.kind)
-                    provider = cache[name] = factory(config)
+                    provider = cache[key] = factory(config)
         return provider
 
     async def aclose(self) -> None:
@@ -131,6 +142,10 @@ def _missing_setting(config: ProviderConfig) -> str | None:
 def _register_builtin_kinds() -> None:
     for described in all_descriptors():
         ProviderRegistry._factories.setdefault(described.kind, described.adapter)
+    # A kind only stored connections use (no provider is configured from settings).
+    from providers.vendors.azure import AzureOpenAIProvider
+
+    ProviderRegistry._factories.setdefault("azure_openai", AzureOpenAIProvider)
 
 
 def build_registry(configs: list[ProviderConfig]) -> ProviderRegistry:

@@ -39,10 +39,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from providers.base import Provider
@@ -242,9 +242,37 @@ class WithDeadline(WrapperProvider):
                 yield event
 
 
+class CoolingDown(WrapperProvider):
+    """One deployment of a route: a failure that another deployment may not share (429,
+    5xx, a timeout, a dropped connection) before any output is reported to `cool`
+    (which rests the deployment for a while) and the call moves on to the next member
+    at once: `resilient` does not retry a cooling-down member unless it is the last."""
+
+    def __init__(self, wrapped: Provider, cool: Callable[[ProviderError], None]) -> None:
+        super().__init__(wrapped)
+        self.cool = cool
+
+    async def _events(self, request: ChatRequest, *, streaming: bool) -> AsyncIterator[StreamEvent]:
+        delivered = False
+        try:
+            async with aclosing(events_of(self.wrapped, request, streaming=streaming)) as events:
+                async for event in events:
+                    delivered = delivered or isinstance(event, OutputEvent)
+                    yield event
+        except ProviderError as exc:
+            if exc.retryable and not delivered:
+                self.cool(exc)
+            raise
+
+
 def resilient(chain: Sequence[Provider], policy: RetryPolicy | None = None) -> Provider:
     """The chain as one provider: each member retried, then the next one tried, all
-    within the policy's total time."""
+    within the policy's total time. A route's deployment (`CoolingDown`) is tried once,
+    unless no member follows it."""
     policy = policy or RetryPolicy()
-    members = [Retrying(provider, policy) for provider in chain]
+    once = replace(policy, max_retries=0)
+    members = [
+        Retrying(p, once if isinstance(p, CoolingDown) and i < len(chain) - 1 else policy)
+        for i, p in enumerate(chain)
+    ]
     return WithDeadline(WithFallbacks(members), policy.total_timeout)

@@ -15,9 +15,15 @@ from tenants.models import ApiKey, Subtenant, provider_choices
 
 
 def validate_provider(value: str) -> str:
+    """A provider configured from settings, or a stored connection's name."""
     known = {name for name, _ in provider_choices()}
     if value and value not in known:
-        raise serializers.ValidationError(f"Unknown provider; use one of {sorted(known)}.")
+        from connections.models import Connection
+
+        if not Connection.objects.filter(name=value).exists():
+            raise serializers.ValidationError(
+                f"Unknown provider; use one of {sorted(known)} or a connection's name."
+            )
     return value
 
 
@@ -40,6 +46,7 @@ class SubtenantSerializer(StrictModelSerializer):
             "rate_limit_rpm",
             "rate_limit_tpm",
             "token_budget",
+            "budget_usd",
             "budget_period",
             "created_at",
             "updated_at",
@@ -99,6 +106,8 @@ class ApiKeySerializer(StrictModelSerializer):
             "prefix",
             "subtenant",
             "rate_limit_rpm",
+            "budget_usd",
+            "budget_period",
             "created_at",
             "last_used_at",
             "revoked_at",
@@ -134,6 +143,10 @@ class ApiKeyViewSet(viewsets.ViewSet):
             {
                 "name": serializers.CharField(max_length=100),
                 "rate_limit_rpm": serializers.IntegerField(required=False, min_value=0),
+                "budget_usd": serializers.DecimalField(
+                    max_digits=14, decimal_places=6, required=False, min_value=0
+                ),
+                "budget_period": serializers.ChoiceField(choices=["month", "day"], required=False),
             },
         ),
         responses={201: ApiKeyCreatedSerializer},
@@ -142,11 +155,7 @@ class ApiKeyViewSet(viewsets.ViewSet):
         owner = self._owner(request, subtenant_pk)
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        key, raw = services.api_key_create(
-            name=serializer.validated_data["name"],
-            subtenant=owner,
-            rate_limit_rpm=serializer.validated_data.get("rate_limit_rpm"),
-        )
+        key, raw = services.api_key_create(subtenant=owner, **serializer.validated_data)
         key.key = raw  # type: ignore[attr-defined]
         return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
 

@@ -38,6 +38,9 @@ class ChatFake(FakeServer, abc.ABC):
     tool_id_prefix = "call_"
     default_chunks = 3
 
+    def is_chat_route(self, path: str) -> bool:
+        return path == self.chat_path
+
     def is_authorized(self, request: RecordedRequest) -> bool:
         if self.api_key is None:
             return True
@@ -47,7 +50,7 @@ class ChatFake(FakeServer, abc.ABC):
         if request.method == "GET" and request.path == self.models_path:
             response.send_json(200, self.models_payload())
             return
-        if request.method != "POST" or request.path != self.chat_path:
+        if request.method != "POST" or not self.is_chat_route(request.path):
             self.send_error(response, 404, f"Unknown route {request.method} {request.path}")
             return
         if not self.is_authorized(request):

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+import httpx
+
 from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
 from providers.content import ImagePart, Part, TextPart
 from providers.errors import (
@@ -65,6 +67,12 @@ class AnthropicProvider(Provider):
         import anthropic
 
         super().__init__(config)
+        http_client = None
+        if config.transport:  # e.g. through the outbound guard
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+            http_client = anthropic.DefaultAsyncHttpxClient(
+                transport=config.transport(limits=limits)
+            )
         self._client = anthropic.AsyncAnthropic(
             api_key=config.api_key,
             base_url=config.base_url,
@@ -72,6 +80,7 @@ class AnthropicProvider(Provider):
             max_retries=0,  # retries are ours (providers.retry)
             default_headers=config.extra_headers or None,
             open_telemetry=False,  # our own observability records calls
+            http_client=http_client,
         )
 
     # -- request translation -------------------------------------------------------
@@ -185,6 +194,24 @@ class AnthropicProvider(Provider):
             )
         yield UsageEvent(usage)
         yield Finished(_STOP.get(stop_reason or "end_turn", "stop"))
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """The input tokens of `request` as Anthropic counts them (its
+        `/v1/messages/count_tokens`): messages, system prompt, tools and, when the
+        request's extra fields ask for it, thinking."""
+        kwargs = self.build_kwargs(request)
+        counted = {
+            name: kwargs[name]
+            for name in ("model", "messages", "system", "tools", "tool_choice", "output_config")
+            if name in kwargs
+        }
+        if request.params.extra.get("thinking") is not None:
+            counted["thinking"] = request.params.extra["thinking"]
+        try:
+            result = await self._client.messages.count_tokens(**counted)
+        except Exception as exc:
+            raise self._error(exc, streaming=False) from exc
+        return result.input_tokens
 
     async def list_models(self) -> list[str]:
         try:

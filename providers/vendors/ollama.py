@@ -54,11 +54,13 @@ class OllamaProvider(Provider):
         headers = dict(config.extra_headers)
         if config.api_key:  # Ollama behind an authenticating proxy
             headers["Authorization"] = f"Bearer {config.api_key}"
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         self._client = httpx.AsyncClient(
             base_url=(config.base_url or "http://localhost:11434").rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=limits,
+            transport=config.transport(limits=limits) if config.transport else None,
         )
 
     # -- request translation -------------------------------------------------------

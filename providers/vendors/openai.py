@@ -73,10 +73,12 @@ class OpenAIProvider(Provider):
         }
         if config.api_key:  # keyless self-hosted endpoints get no Authorization at all
             headers["Authorization"] = f"Bearer {config.api_key}"
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
         self._http = httpx.AsyncClient(
             timeout=timeout,
             headers=headers,
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            limits=limits,
+            transport=config.transport(limits=limits) if config.transport else None,
         )
         # OpenAI deprecated max_tokens for max_completion_tokens; compatible servers
         # (vLLM, llama.cpp, TGI...) mostly know only max_tokens.
@@ -129,9 +131,14 @@ class OpenAIProvider(Provider):
             body["stream_options"] = {"include_usage": True}
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
-    async def _send(self, body: bytes, *, stream: bool) -> httpx.Response:
+    def _url(self, path: str, model: str) -> str:
+        """The address of an operation (`/chat/completions`) for a model."""
+        return self._base + path
+
+    async def _send(self, body: bytes, *, stream: bool, model: str) -> httpx.Response:
         """POST /chat/completions; a status of 400 or more raises its ProviderError."""
-        request = self._http.build_request("POST", self._base + "/chat/completions", content=body)
+        url = self._url("/chat/completions", model)
+        request = self._http.build_request("POST", url, content=body)
         response = await self._http.send(request, stream=stream)
         if response.status_code >= 400:
             try:
@@ -143,7 +150,8 @@ class OpenAIProvider(Provider):
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         try:
-            response = await self._send(self._body(request, stream=False), stream=False)
+            body = self._body(request, stream=False)
+            response = await self._send(body, stream=False, model=self.model_for(request))
             data = response.json()
         except Exception as exc:
             raise self._error(exc, streaming=False) from exc
@@ -173,7 +181,7 @@ class OpenAIProvider(Provider):
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body = self._body(request, stream=True)
         try:
-            response = await self._send(body, stream=True)
+            response = await self._send(body, stream=True, model=self.model_for(request))
         except Exception as exc:
             raise self._error(exc, streaming=False) from exc
 
