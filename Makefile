@@ -26,14 +26,18 @@ migrate: $(VENV)/.installed
 admin-key: migrate
 	@$(BIN)/python manage.py create_admin_key --if-none
 
-## Set up a virtualenv, migrate, print a first admin key if none exists, and serve
-## the API, the WebSocket endpoints and the admin on http://$(HOST):$(PORT).
-run: admin-key
-	$(BIN)/python manage.py runserver $(HOST):$(PORT) --insecure
+## Set up a virtualenv, check the database, migrate, collect static files, print a
+## first admin key if none exists (last, framed), and serve the API, the WebSocket
+## endpoints and the admin on http://$(HOST):$(PORT). Static files are served by the
+## application (WhiteNoise), as under `make serve`.
+run: $(VENV)/.installed
+	@$(BIN)/python manage.py prepare --static
+	$(BIN)/python manage.py runserver $(HOST):$(PORT) --nostatic
 
 ## Serve with uvicorn workers (production-style; set SECRET_KEY, DEBUG=false, ALLOWED_HOSTS).
-serve: migrate
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+## A database that cannot be reached, or does not exist, stops it at once with one line.
+serve: $(VENV)/.installed
+	@$(BIN)/python manage.py prepare --static
 	$(BIN)/uvicorn llmwrapper.asgi:application --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --no-access-log --lifespan off
 

@@ -22,12 +22,18 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 # An insecure key is generated for local runs only; production must set SECRET_KEY.
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-only-" + "x" * 40)
 DEBUG = env.bool("DEBUG", default=False)
+# The demo (make demo): every provider is a scripted fake vendor on 127.0.0.1
+# (providers.testing.demo), and the admin, /health and the API docs say so.
+DEMO = env.bool("DEMO", default=False)
 # Checked on every request and WebSocket handshake (llmwrapper.middleware), not only by
 # the admin: other Hosts get 400 `invalid_host` (WebSocket: refused). /health answers any.
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # First, so its admin templates (the demo banner, the usage dashboard's link) take
+    # precedence over the admin's own; it also holds the project's management commands.
+    "llmwrapper",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -36,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and ReDoc as static files of our own: the API docs work offline.
+    "drf_spectacular_sidecar",
     "channels",
     "corsheaders",
     "tenants",
@@ -43,7 +51,6 @@ INSTALLED_APPS = [
     "memories",
     "providers",
     "tools",
-    "connections",
 ]
 
 # daphne makes `manage.py runserver` serve ASGI (HTTP and WebSocket). Other servers
@@ -57,6 +64,8 @@ MIDDLEWARE = [
     "llmwrapper.middleware.BodySizeLimitMiddleware",
     "tenants.limits.RateLimitHeadersMiddleware",
     "llmwrapper.middleware.SecurityHeadersMiddleware",
+    # Static files in every mode (make run, make serve, the image): WhiteNoise.
+    "llmwrapper.staticfiles.StaticFilesMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "llmwrapper.middleware.UrlTextMiddleware",
     # Sessions, auth, messages and APPEND_SLASH for the admin only (see the class).
@@ -192,8 +201,17 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Static files (the admin's, Swagger UI's and ReDoc's) are served by the service itself
+# (llmwrapper.staticfiles, WhiteNoise), from STATIC_ROOT as `manage.py collectstatic`
+# leaves them: names with a hash of their content (cached by browsers for a year) and
+# gzip-compressed copies. `make run`, `make serve` and the image collect them. Tests
+# serve them from the apps' folders under their plain names, with nothing to collect.
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+_STATIC_FROM_APPS = "PYTEST_VERSION" in os.environ
+WHITENOISE_USE_FINDERS = DEBUG or _STATIC_FROM_APPS
+WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_MAX_AGE = 0 if DEBUG else 3600
 
 # Security headers and cookies. The defaults suit `make run` on plain http; production
 # behind TLS sets SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS and SECURE_COOKIES (and
@@ -264,7 +282,11 @@ if ATTACHMENT_STORAGE_BACKEND == "django.core.files.storage.FileSystemStorage":
     }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if _STATIC_FROM_APPS
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
     "attachments": {"BACKEND": ATTACHMENT_STORAGE_BACKEND, "OPTIONS": ATTACHMENT_STORAGE_OPTIONS},
 }
 
@@ -305,6 +327,10 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "AUTHENTICATION_WHITELIST": [],
+    # /api/docs/ (Swagger UI) and /api/redoc/ load their scripts from our static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Rate limits (0 = unlimited). Per subtenant, overridable on each subtenant; per key,
@@ -425,9 +451,6 @@ MCP_TIMEOUT = env.float("MCP_TIMEOUT", default=30.0)
 
 # OpenAI-compatible API: bare model names routed to "provider/model", e.g.
 # MODEL_ALIASES={"gpt-4o": "openai/gpt-4o", "claude": "anthropic/claude-sonnet-5"}
-# How long a process remembers the stored connections and routes a subtenant sees
-# (changes made through this process apply at once).
-CONNECTIONS_CACHE_SECONDS = env.float("CONNECTIONS_CACHE_SECONDS", default=5.0)
 MODEL_ALIASES = env.json("MODEL_ALIASES", default={})
 
 # Observability (llmwrapper.observability): request logs, /metrics and tracing.
