@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "memories",
     "providers",
     "tools",
+    "connections",
 ]
 
 # daphne makes `manage.py runserver` serve ASGI (HTTP and WebSocket). Other servers
@@ -451,6 +452,9 @@ MCP_TIMEOUT = env.float("MCP_TIMEOUT", default=30.0)
 
 # OpenAI-compatible API: bare model names routed to "provider/model", e.g.
 # MODEL_ALIASES={"gpt-4o": "openai/gpt-4o", "claude": "anthropic/claude-sonnet-5"}
+# How long a process remembers the stored connections and routes a subtenant sees
+# (changes made through this process apply at once).
+CONNECTIONS_CACHE_SECONDS = env.float("CONNECTIONS_CACHE_SECONDS", default=5.0)
 MODEL_ALIASES = env.json("MODEL_ALIASES", default={})
 
 # Observability (llmwrapper.observability): request logs, /metrics and tracing.
