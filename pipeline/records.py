@@ -47,10 +47,13 @@ class TurnRecords:
         self, target: gateway.Target, *, status: str, error: ProviderError | None, latency_ms: int
     ) -> None:
         """The unfinished call: its time (and, for an error, the upstream status)
-        belongs in usage reports too."""
+        belongs in usage reports too, under the model it asked for (the provider's
+        default model when the turn named none)."""
+        provider = error.provider if error else target.provider
+        model = target.model if provider == target.provider else ""
         self._add(
-            provider=error.provider if error else target.provider,
-            model=target.model,
+            provider=provider,
+            model=model or _default_model(provider),
             status=status,
             error_type=error.type if error else "",
             upstream_status=error.upstream_status if error else None,
@@ -70,3 +73,10 @@ class TurnRecords:
             call_records.writer().submit(records)
         else:
             await asyncio.shield(sync_to_async(call_records.store)(records))
+
+
+def _default_model(provider: str) -> str:
+    try:
+        return gateway.registry().config(provider).default_model
+    except ProviderError:  # a provider the registry does not know
+        return ""

@@ -185,10 +185,10 @@ def record_rate_tokens(subtenant: Subtenant, tokens: int) -> None:
 
 
 def record_budget_use(subtenant: Subtenant, *, tokens: int, cost_usd: Decimal) -> None:
-    """Count tokens and dollars against the subtenant's budget period, while it has a
-    budget (a database write: one transaction with the call records that used them)."""
-    if subtenant.token_budget is None and subtenant.budget_usd is None:
-        return
+    """Count tokens and dollars in the subtenant's period row, budget or not: it is the
+    admin's usage per period, and it is there when a budget is set mid-period (a
+    database write in the writer's thread: one transaction with the call records that
+    used them, one UPDATE per subtenant and batch)."""
     if tokens <= 0 and cost_usd <= 0:
         return
     start, _ = budget_period(subtenant)

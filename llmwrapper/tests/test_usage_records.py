@@ -1,0 +1,54 @@
+"""What the usage dashboard is built from: every call record names its model, and every
+subtenant's usage per period is counted, budget or not."""
+
+import pytest
+
+from providers.models import LlmCall
+from providers.records import wait_idle
+from tenants.models import TokenUsage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def complete(client, **fields):
+    body = {"messages": [{"role": "user", "content": "two words"}], **fields}
+    return client.post("/api/v1/llm/complete", body, format="json")
+
+
+def test_usage_per_period_is_counted_without_a_budget(make_tenant, llm_fakes):
+    subtenant, _, client = make_tenant("no-budget")
+    assert subtenant.token_budget is None and subtenant.budget_usd is None
+    llm_fakes.openai.enqueue(text="a", usage=(6, 4)).enqueue(text="b", usage=(3, 2))
+
+    assert complete(client).status_code == 200
+    assert complete(client).status_code == 200
+    wait_idle()
+
+    assert TokenUsage.objects.get(subtenant=subtenant).tokens == 15
+
+
+def test_a_failed_call_without_a_model_is_recorded_under_the_default_model(
+    make_tenant, llm_fakes, settings
+):
+    settings.PROVIDER_MAX_RETRIES = 0
+    subtenant, _, client = make_tenant("failing")
+    llm_fakes.openai.enqueue(status=500)
+
+    assert complete(client, provider="openai").status_code == 502
+    wait_idle()
+
+    record = LlmCall.objects.get(subtenant=subtenant)
+    assert (record.status, record.provider) == ("error", "openai")
+    assert record.model == settings.OPENAI_DEFAULT_MODEL
+
+
+def test_a_failed_call_keeps_the_model_it_asked_for(make_tenant, llm_fakes, settings):
+    settings.PROVIDER_MAX_RETRIES = 0
+    subtenant, _, client = make_tenant("failing-named")
+    llm_fakes.anthropic.enqueue(status=500)
+
+    assert complete(client, model="anthropic/claude-haiku-4-5").status_code == 502
+    wait_idle()
+
+    record = LlmCall.objects.get(subtenant=subtenant)
+    assert (record.provider, record.model) == ("anthropic", "claude-haiku-4-5")
