@@ -67,6 +67,7 @@ class Embedded:
 
 async def embed(spec: EmbedSpec) -> Embedded:
     """Embed the spec's inputs (see the module docstring)."""
+    view = await gateway.view_for(spec.subtenant)
     target, _ = _targets(
         TurnSpec(
             subtenant=spec.subtenant,
@@ -75,12 +76,16 @@ async def embed(spec: EmbedSpec) -> Embedded:
             provider=spec.provider,
             model=spec.model,
             fallbacks=[],
-        )
+        ),
+        view,
     )
-    provider = gateway.registry().get(target.provider)
-    _check(target.provider, provider, spec.inputs)
-    if limits.token_checks_needed(spec.subtenant):
-        await sync_to_async(limits.check_tokens)(spec.subtenant)
+    if target.route is not None:  # embeddings take a route's first deployment
+        first = target.route.deployments[0]
+        target = gateway.Target(first.connection, first.model)
+    provider = view.registry.get(target.provider)
+    _check(target.provider, provider, spec.inputs, view)
+    if limits.token_checks_needed(spec.subtenant, spec.api_key):
+        await sync_to_async(limits.check_tokens)(spec.subtenant, spec.api_key)
     model = target.model or provider.default_model
     size = max(1, provider.max_embedding_inputs)
     requests = [
@@ -113,18 +118,20 @@ async def embed(spec: EmbedSpec) -> Embedded:
     return Embedded(target.provider, model, vectors, sum(answered, Usage()))
 
 
-def _check(name: str, provider: Provider, inputs: Inputs) -> None:
-    capabilities = gateway.capabilities(name)
+def _check(name: str, provider: Provider, inputs: Inputs, view: gateway.View) -> None:
+    capabilities = gateway.capabilities(name, view)
     if capabilities is not None and not capabilities.embeddings:
-        raise EmbeddingsNotSupportedError(name, _embedding_providers())
+        raise EmbeddingsNotSupportedError(name, _embedding_providers(view))
     if inputs and not isinstance(inputs[0], str) and not provider.embeds_token_ids:
         message = f"Provider '{name}' embeds text only: send strings, not token ids."
         raise ValidationFailedError(message, details={"input": [message]})
 
 
-def _embedding_providers() -> tuple[str, ...]:
-    names = gateway.registry().names()
-    return tuple(n for n in names if (c := gateway.capabilities(n)) is not None and c.embeddings)
+def _embedding_providers(view: gateway.View) -> tuple[str, ...]:
+    names = view.registry.names()
+    return tuple(
+        n for n in names if (c := gateway.capabilities(n, view)) is not None and c.embeddings
+    )
 
 
 async def _embed_all(

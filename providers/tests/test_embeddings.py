@@ -5,18 +5,20 @@ import base64
 import json
 import logging
 from array import array
+from decimal import Decimal
 
 import openai
 import pytest
 from langchain_openai import OpenAIEmbeddings
 
 from llmwrapper.observability.logging import JsonFormatter
-from providers.models import LlmCall
+from providers.models import LlmCall, Price
+from providers.prices import price_cache_clear
 from providers.records import wait_idle
 from providers.testing.fakes import fake_vector
 from providers.vendors.ollama import OllamaProvider
 from tenants.limits import budget_period
-from tenants.models import TokenUsage
+from tenants.models import ApiKey, TokenUsage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -204,6 +206,21 @@ def test_an_exhausted_budget_is_a_429_before_any_call(make_tenant, live_server_u
     assert raised.value.code == "insufficient_quota"
     assert int(raised.value.response.headers["Retry-After"]) >= 1
     assert llm_fakes.openai.requests == []
+
+
+def test_a_keys_dollar_budget_applies_to_embeddings(make_tenant, llm_fakes):
+    subtenant, _, client = make_tenant("priced")
+    ApiKey.objects.filter(subtenant=subtenant).update(budget_usd=Decimal("0.005"))
+    Price.objects.create(connection="openai", model="text-embedding-3-*", input=1000, output=0)
+    price_cache_clear()
+    body = {"model": "openai/text-embedding-3-small", "input": TEXTS}
+    assert client.post("/api/v1/llm/embed", body, format="json").status_code == 200
+    wait_idle()
+    assert LlmCall.objects.get(subtenant=subtenant).cost_usd == Decimal("0.007")  # 7 tokens
+    refused = client.post("/api/v1/llm/embed", body, format="json")
+    assert refused.status_code == 429
+    assert refused.json()["error"]["type"] == "budget_exhausted"
+    assert len(llm_fakes.openai.embedding_requests()) == 1
 
 
 def test_request_rate_limits_apply(make_tenant, live_server_url, llm_fakes):
