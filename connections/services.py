@@ -51,7 +51,7 @@ def connection_create(*, owner: Subtenant | None, data: dict[str, Any]) -> Conne
             "Invalid request: see details.", details={"base_url": ["Required for this kind."]}
         )
     connection = Connection(subtenant=owner, **fields)
-    _set_secrets(connection, secrets)
+    set_secrets(connection, secrets)
     try:
         with transaction.atomic():
             connection.save()
@@ -71,12 +71,13 @@ def connection_update(*, connection: Connection, data: dict[str, Any]) -> Connec
     for name, value in fields.items():
         setattr(connection, name, value)
     if secrets:
-        _set_secrets(connection, {**unseal(connection.secrets_sealed, {}), **secrets})
+        set_secrets(connection, {**unseal(connection.secrets_sealed, {}), **secrets})
     connection.save()
     return connection
 
 
-def _set_secrets(connection: Connection, secrets: dict[str, Any]) -> None:
+def set_secrets(connection: Connection, secrets: dict[str, Any]) -> None:
+    """Store `secrets` (api_key, headers) encrypted, and the key's masked hint."""
     kept = {k: v for k, v in secrets.items() if v}
     connection.secrets_sealed = seal(kept)
     connection.api_key_hint = mask(kept.get("api_key")) or ""
