@@ -8,6 +8,7 @@ from connections.api import ConnectionDetailView, ConnectionsView, RouteDetailVi
 from memories.api import MemoryViewSet
 from providers.api import CompleteView, ModelsView, StreamView, UsageView
 from providers.embeddings_api import EmbedView
+from providers.prices_api import PriceViewSet
 from tenants.api import ApiKeyViewSet, SubtenantViewSet
 from tools.api import (
     FunctionDetailView,
@@ -45,6 +46,8 @@ urlpatterns = [
         name="subtenant-key-detail",
     ),
     path("subtenants/<uuid:subtenant_pk>/usage", UsageView.as_view(), name="subtenant-usage"),
+    path("prices", PriceViewSet.as_view(collection), name="price-list"),
+    path("prices/<uuid:pk>", PriceViewSet.as_view(item), name="price-detail"),
     path("keys", ApiKeyViewSet.as_view(collection), name="admin-key-list"),
     path("keys/<uuid:pk>", ApiKeyViewSet.as_view({"delete": "destroy"}), name="admin-key-detail"),
     path(

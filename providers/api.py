@@ -190,12 +190,23 @@ class UsageView(AsyncAPIView):
                     "subtenant": serializers.UUIDField(),
                     "start": serializers.DateField(),
                     "end": serializers.DateField(),
-                    "totals": serializers.DictField(),
-                    "daily": serializers.ListField(child=serializers.DictField()),
+                    "totals": serializers.DictField(
+                        help_text="calls, errors, input_tokens, output_tokens, "
+                        "total_tokens, cost_usd (USD as a decimal string; null when no "
+                        "price matched any call), unpriced_calls"
+                    ),
+                    "by_model": serializers.ListField(
+                        child=serializers.DictField(),
+                        help_text="The same sums per provider and model.",
+                    ),
+                    "daily": serializers.ListField(
+                        child=serializers.DictField(),
+                        help_text="The same sums per day, provider and model.",
+                    ),
                 },
             )
         },
-        summary="Usage of a subtenant: totals and a daily breakdown by provider and model",
+        summary="Usage and cost of a subtenant: totals, by provider and model, and by day",
         tags=["usage"],
     )
     async def get(self, request: Request, subtenant_pk: str) -> Response:

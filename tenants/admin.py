@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from tenants.models import ApiKey, Subtenant, TokenUsage
+from tenants.models import ApiKey, KeySpend, Subtenant, TokenUsage
 from tenants.selectors import api_key_cache_clear
 from tenants.services import KEY_PREFIX, hash_key, subtenant_update
 
@@ -29,6 +29,7 @@ class SubtenantAdmin(admin.ModelAdmin):
         "rate_limit_rpm",
         "rate_limit_tpm",
         "token_budget",
+        "budget_usd",
         "created_at",
     ]
     list_filter = ["is_active", "default_provider", "created_at"]
@@ -45,7 +46,15 @@ class SubtenantAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "subtenant", "created_at", "last_used_at", "revoked_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "subtenant",
+        "budget_usd",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     list_filter = [("subtenant", admin.RelatedOnlyFieldListFilter), "created_at", "revoked_at"]
     search_fields = ["name", "prefix", "subtenant__name"]
     readonly_fields = ["id", "prefix", "created_at", "last_used_at"]
@@ -55,6 +64,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "subtenant",
         "prefix",
         "rate_limit_rpm",
+        "budget_usd",
+        "budget_period",
         "created_at",
         "last_used_at",
         "revoked_at",
@@ -82,7 +93,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(TokenUsage)
 class TokenUsageAdmin(admin.ModelAdmin):
-    list_display = ["subtenant", "period_start", "tokens"]
+    list_display = ["subtenant", "period_start", "tokens", "cost_usd"]
     list_filter = [("subtenant", admin.RelatedOnlyFieldListFilter), "period_start"]
-    readonly_fields = ["subtenant", "period_start", "tokens"]
+    readonly_fields = ["subtenant", "period_start", "tokens", "cost_usd"]
     list_select_related = ["subtenant"]
+
+
+@admin.register(KeySpend)
+class KeySpendAdmin(admin.ModelAdmin):
+    list_display = ["api_key", "period_start", "cost_usd"]
+    list_filter = [("api_key", admin.RelatedOnlyFieldListFilter), "period_start"]
+    readonly_fields = ["api_key", "period_start", "cost_usd"]
+    list_select_related = ["api_key"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -11,7 +11,7 @@ from llmwrapper.api import StrictModelSerializer, paginated, principal, validate
 from llmwrapper.auth import IsAdminKey, IsApiKey
 from llmwrapper.tenancy import named_subtenant
 from tenants import selectors, services
-from tenants.models import ApiKey, Subtenant, provider_choices
+from tenants.models import BUDGET_PERIODS, ApiKey, Subtenant, provider_choices
 
 
 def validate_provider(value: str) -> str:
@@ -146,7 +146,7 @@ class ApiKeyViewSet(viewsets.ViewSet):
                 "budget_usd": serializers.DecimalField(
                     max_digits=14, decimal_places=6, required=False, min_value=0
                 ),
-                "budget_period": serializers.ChoiceField(choices=["month", "day"], required=False),
+                "budget_period": serializers.ChoiceField(choices=BUDGET_PERIODS, required=False),
             },
         ),
         responses={201: ApiKeyCreatedSerializer},

@@ -106,7 +106,7 @@ class ApiKey(models.Model):
 
 class TokenUsage(models.Model):
     """Tokens and dollars a subtenant used in one budget period (kept in step with its
-    calls while it has a budget)."""
+    calls)."""
 
     subtenant = models.ForeignKey(Subtenant, on_delete=models.CASCADE, related_name="token_usage")
     period_start = models.DateField()

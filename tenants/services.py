@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -67,7 +68,12 @@ def subtenant_delete(*, subtenant: Subtenant) -> None:
 
 
 def api_key_create(
-    *, name: str, subtenant: Subtenant | None = None, rate_limit_rpm: int | None = None
+    *,
+    name: str,
+    subtenant: Subtenant | None = None,
+    rate_limit_rpm: int | None = None,
+    budget_usd: Decimal | None = None,
+    budget_period: str = "month",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw secret, which is never stored."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -77,6 +83,8 @@ def api_key_create(
         prefix=raw[:_VISIBLE_CHARS],
         key_hash=hash_key(raw),
         rate_limit_rpm=rate_limit_rpm,
+        budget_usd=budget_usd,
+        budget_period=budget_period,
     )
     return key, raw
 
