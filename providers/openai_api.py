@@ -25,12 +25,10 @@ from rest_framework.response import Response
 
 import pipeline
 from llmwrapper.api import principal
-from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.db import DB_ERRORS
 from llmwrapper.errors import ApplicationError, database_unavailable
-from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import stream_response
-from providers import gateway, wire
+from providers import compat, gateway, wire
 from providers.error_base import GatewayError
 from providers.errors import ProviderError
 from providers.loop import TurnCompleted
@@ -141,10 +139,8 @@ def openai_error(exc: Exception) -> OpenAIError:
     return OpenAIError(500, "Internal server error.", "api_error")
 
 
-class _OpenAIView(AsyncAPIView):
-    renderer_classes = STREAM_RENDERERS
-
-    def handle_exception(self, exc: Exception) -> Response:
+class _OpenAIView(compat.CompatView):
+    def error_response(self, exc: Exception) -> Response:
         error = openai_error(exc)
         return Response(error.body(), status=error.status, headers=error.headers)
 
@@ -178,7 +174,6 @@ class ChatCompletionsView(_OpenAIView):
         params = dict(fields)
         if "max_completion_tokens" in params and "max_tokens" not in params:
             params["max_tokens"] = params["max_completion_tokens"]
-        selection = fields.get("server_tools", False)
         chat_id = request.headers.get("X-Chat-ID")
         turn = await pipeline.start(
             pipeline.TurnSpec(
@@ -193,7 +188,7 @@ class ChatCompletionsView(_OpenAIView):
                 tools=tool_specs_from_openai(fields.get("tools"), fields.get("functions")),
                 tool_choice=fields.get("tool_choice"),
                 params=params,
-                server_tools=None if selection is True else selection,
+                server_tools=compat.server_tools(fields.get("server_tools")),
                 chat=pipeline.ChatExchange(chat_id) if chat_id else None,
             )
         )
@@ -218,14 +213,7 @@ class _Completion:
         self._opened: pipeline.OpenedStream | None = None
 
     async def body(self) -> dict[str, Any]:
-        completed: pipeline.Completed | None = None
-        async with aclosing(self.turn.events(streaming=False)) as events:
-            async for event in events:
-                if isinstance(event, pipeline.Failed):
-                    raise event.error.exc
-                if isinstance(event, pipeline.Completed):
-                    completed = event
-        assert completed is not None
+        completed = await compat.completed(self.turn)
         turn = completed.turn
         message: dict[str, Any] = {"role": "assistant", "content": completed.text or None}
         if turn.pending_tool_calls:
