@@ -73,6 +73,19 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+class ApiKeyOrXApiKeyAuthentication(ApiKeyAuthentication):
+    """`Authorization: Bearer <key>`, or `x-api-key: <key>` as Anthropic's clients send
+    it (the Anthropic-compatible surface); the Authorization header wins when both come."""
+
+    def authenticate(self, request: Request) -> tuple[Principal, ApiKey] | None:
+        raw = request.META.get("HTTP_X_API_KEY", "").strip()
+        if request.META.get("HTTP_AUTHORIZATION") or not raw:
+            return super().authenticate(request)
+        key = authenticate_raw_key(raw)
+        request._request.api_key = key
+        return Principal(key), key
+
+
 class IsApiKey(permissions.BasePermission):
     def has_permission(self, request: Request, view: object) -> bool:
         return isinstance(request.user, Principal)
