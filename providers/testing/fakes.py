@@ -39,7 +39,7 @@ import threading
 from array import array
 
 from providers.base import ProviderDescriptor
-from providers.testing._chat import CREATED, ChatFake, Frame, Reply, halves, sse
+from providers.testing._chat import CREATED, ChatFake, Frame, Reply, content_words, halves, sse
 from providers.testing._server import RecordedRequest, Response, Script
 from providers.vendors.anthropic import AnthropicProvider
 from providers.vendors.ollama import OllamaProvider
@@ -284,6 +284,7 @@ class FakeAnthropic(ChatFake):
     chat_path = "/v1/messages"
     models_path = "/v1/models"
     tool_id_prefix = "toolu_"
+    count_tokens_path = "/v1/messages/count_tokens"
 
     _ERROR_TYPES = {
         400: "invalid_request_error",
@@ -293,6 +294,29 @@ class FakeAnthropic(ChatFake):
         429: "rate_limit_error",
         529: "overloaded_error",
     }
+
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in super().chat_requests() if r.path != self.count_tokens_path]
+
+    def count_tokens_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == self.count_tokens_path]
+
+    async def handle(self, request: RecordedRequest, response: Response) -> None:
+        """`POST /v1/messages/count_tokens` counts as a chat's input usage is counted
+        (takes no script); everything else is the shared flow."""
+        if request.method != "POST" or request.path != self.count_tokens_path:
+            await super().handle(request, response)
+            return
+        if not self.is_authorized(request):
+            self.send_error(response, 401, "Invalid API key")
+            return
+        body = request.body if isinstance(request.body, dict) else {}
+        for required in ("model", "messages"):
+            if not body.get(required):
+                self.send_error(response, 400, f"{required}: Field required")
+                return
+        tokens = content_words(body["messages"]) + self.words(self.system_text(body))
+        response.send_json(200, {"input_tokens": tokens})
 
     def is_authorized(self, request: RecordedRequest) -> bool:
         # The SDK sends the key as a Bearer token; raw HTTP clients use x-api-key.
