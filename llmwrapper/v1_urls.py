@@ -2,6 +2,7 @@
 
 from django.urls import path, re_path
 
+from providers.anthropic_api import CountTokensView, MessagesView
 from providers.embeddings_api import EmbeddingsView
 from providers.openai_api import ChatCompletionsView
 from providers.openai_models import ModelDetailView, ModelsView
@@ -15,4 +16,6 @@ urlpatterns = [
     re_path(r"^models/(?P<model>.+)$", ModelDetailView.as_view(), name="openai-model"),
     path("responses", ResponsesView.as_view(), name="openai-responses"),
     path("responses/<str:response_id>", ResponseDetailView.as_view(), name="openai-response"),
+    path("messages", MessagesView.as_view(), name="anthropic-messages"),
+    path("messages/count_tokens", CountTokensView.as_view(), name="anthropic-count-tokens"),
 ]
