@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run test serve lint format migrate admin-key schema bench clean
+.PHONY: run test serve demo lint format migrate admin-key schema bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ serve: $(VENV)/.installed
 	@$(BIN)/python manage.py prepare --static
 	$(BIN)/uvicorn llmwrapper.asgi:application --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --no-access-log --lifespan off
+
+## The service with scripted stand-ins for every vendor (no keys, no network), on a
+## database of its own (db.sqlite3-demo): try chats, streaming, memories and tools.
+demo: $(VENV)/.installed
+	@$(BIN)/python manage.py demo --host $(HOST) --port $(PORT)
 
 ## Install the dev requirements and run the test suite.
 test: $(VENV)/.installed-dev

@@ -5,6 +5,7 @@ the service needs it (`required`). Without the database nothing works: 503. With
 Redis the API still answers (rate limits are counted per process, the cache misses,
 WebSocket fan-out across processes stops): 200, so a load balancer keeps routing to
 processes that can serve, while monitoring sees "degraded" and the Redis check down.
+In the demo (`make demo`) the answer also says `"demo": true`.
 """
 
 from __future__ import annotations
@@ -59,5 +60,7 @@ def health(request: HttpRequest) -> JsonResponse:
         checks["redis"] = {**_timed(_check_redis), "required": False}
     healthy = all(check["status"] == "ok" for check in checks.values())
     serving = all(check["status"] == "ok" for check in checks.values() if check["required"])
-    body = {"status": "ok" if healthy else "degraded", "checks": checks}
+    body: dict[str, Any] = {"status": "ok" if healthy else "degraded", "checks": checks}
+    if settings.DEMO:
+        body["demo"] = True  # every provider is the demo's scripted model (make demo)
     return JsonResponse(body, status=200 if serving else 503)

@@ -312,7 +312,7 @@ if DEBUG:
     )
 
 SPECTACULAR_SETTINGS = {
-    "TITLE": "llmwrapper API",
+    "TITLE": "llmwrapper API" + (" (DEMO: scripted models, no vendor is called)" if DEMO else ""),
     "DESCRIPTION": (
         "One API in front of OpenAI, Anthropic, local (Ollama) and private "
         "OpenAI-compatible models, for many tenants. Authenticate with "
