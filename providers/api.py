@@ -19,7 +19,6 @@ from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
 from llmwrapper.tenancy import billed_subtenant, named_subtenant
 from providers import direct, gateway, wire
-from providers.descriptors import descriptor
 from providers.errors import ProviderError
 from providers.request_fields import GenerationFieldsMixin, MessageInputSerializer
 from providers.tooling import tool_specs_from_openai
@@ -132,22 +131,39 @@ class ModelsView(AsyncAPIView):
     async def get(self, request: Request) -> Response:
         from django.conf import settings
 
-        registry = gateway.registry()
-        rows = await asyncio.gather(*(_provider_row(registry, name) for name in registry.names()))
-        return Response({"default_provider": settings.DEFAULT_LLM_PROVIDER, "providers": rows})
+        # The caller's view: the built-in providers and the connections it can use.
+        view = await gateway.view_for(principal(request).subtenant)
+        registry = view.registry
+        rows = await asyncio.gather(*(_provider_row(view, name) for name in registry.names()))
+        routes = [
+            {"name": name, "deployments": [dataclasses.asdict(d) for d in route.deployments]}
+            for name, route in view.routes.items()
+        ]
+        return Response(
+            {
+                "default_provider": settings.DEFAULT_LLM_PROVIDER,
+                "providers": rows,
+                "routes": routes,
+            }
+        )
 
 
-async def _provider_row(registry: Any, name: str) -> dict[str, Any]:
-    described = descriptor(name)
+async def _provider_row(view: gateway.View, name: str) -> dict[str, Any]:
+    registry = view.registry
+    config = registry.config(name)
+    capabilities = gateway.capabilities(name, view)
     row: dict[str, Any] = {
         "name": name,
+        "kind": config.kind,
         "configured": registry.is_configured(name),
-        "default_model": registry.config(name).default_model,
+        "default_model": config.default_model,
         "models": [],
         # What the vendor accepts, as its adapter describes it.
-        "capabilities": dataclasses.asdict(described.capabilities) if described else {},
+        "capabilities": dataclasses.asdict(capabilities) if capabilities else {},
     }
-    if row["configured"]:
+    if view.models.get(name):
+        row["models"] = list(view.models[name])
+    elif row["configured"]:
         try:
             row["models"] = await asyncio.wait_for(registry.get(name).list_models(), 10)
         except ProviderError as exc:

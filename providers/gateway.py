@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from llmwrapper.observability.genai import observe_provider_call
 from providers.base import Capabilities
 from providers.content import ContentLimits
-from providers.descriptors import all_descriptors, setting_names
+from providers.descriptors import all_descriptors, descriptor, setting_names
 from providers.errors import UnknownProviderError
 from providers.loop import TurnOptions
 from providers.registry import (
@@ -230,7 +230,10 @@ def capabilities(provider: str, view: View | None = None) -> Capabilities | None
         if not deployments:
             return None
         provider = deployments[0].connection
-    kind = (view.registry if view else registry()).config(provider).kind
-    if kind == "azure_openai":
-        kind = "openai"
+    config = (view.registry if view else registry()).config(provider)
+    if not config.cache_key:  # configured from settings: its own descriptor says
+        described = descriptor(provider)
+        if described is not None and described.kind == config.kind:
+            return described.capabilities
+    kind = "openai" if config.kind == "azure_openai" else config.kind
     return next((d.capabilities for d in all_descriptors() if d.kind == kind), None)
