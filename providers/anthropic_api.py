@@ -354,9 +354,11 @@ def _part(block: Any, where: str) -> dict[str, Any]:
     if kind == "image":
         if source.get("type") == "base64":
             return {"type": "image_url", "image_url": {"url": _data_uri(source, where)}}
-        if source.get("type") == "url":
-            return {"type": "image_url", "image_url": {"url": source.get("url")}}
-        raise ContentError("An image's source must be 'base64' or 'url'.", where=where)
+        if source.get("type") == "url" and isinstance(source.get("url"), str):
+            return {"type": "image_url", "image_url": {"url": source["url"]}}
+        raise ContentError(
+            "An image's source must be 'base64' (media_type, data) or 'url' (url).", where=where
+        )
     if kind == "document":
         if source.get("type") == "base64":
             file = {"file_data": _data_uri(source, where)}
