@@ -318,3 +318,33 @@ def test_admin_lists_connections_of_a_subtenant(admin_client, make_tenant, vendo
     assert [c["name"] for c in listed["results"]] == ["own"]
     assert admin_client.get("/api/v1/connections").json()["count"] == 0
     assert client_for(raw).get("/api/v1/connections/own").status_code == 200
+
+
+@pytest.mark.redis
+def test_a_cooldown_is_shared_by_every_process(admin_client, make_tenant, app_process, settings):
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL: without Redis each process rests its deployments alone")
+    import httpx
+
+    with FakeOpenAI() as a, FakeOpenAI() as b:
+        connection(admin_client, "dep-a", a.base_url)
+        connection(admin_client, "dep-b", b.base_url)
+        route(
+            admin_client,
+            "shared",
+            [{"connection": "dep-a", "priority": 0}, {"connection": "dep-b", "priority": 1}],
+            cooldown_seconds=60,
+        )
+        _, raw, _ = make_tenant("acme")
+        first, second = app_process(), app_process()
+
+        def ask_at(url: str) -> httpx.Response:
+            body = {"model": "shared", "messages": [{"role": "user", "content": "Hi"}]}
+            headers = {"Authorization": f"Bearer {raw}"}
+            return httpx.post(f"{url}/api/v1/llm/complete", json=body, headers=headers, timeout=20)
+
+        a.enqueue(status=503, error_message="overloaded")
+        assert ask_at(first).json()["provider"] == "dep-b"  # dep-a failed and rests
+        for _ in range(3):
+            assert ask_at(second).json()["provider"] == "dep-b"
+        assert len(a.chat_requests()) == 1  # the other process never asked it
