@@ -65,7 +65,7 @@ class GateMiddleware(AsyncCapableMiddleware):
 
 _CONTENT_PATHS = re.compile(
     r"^/(api/v1/llm/(complete|stream)|api/v1/chats/[^/]+/messages(/stream)?"
-    r"|v1/(chat/completions|responses|messages))$"
+    r"|v1/(chat/completions|responses|messages(/count_tokens)?))$"
 )
 
 
