@@ -149,6 +149,7 @@ def _check_deployments(deployments: list[dict[str, Any]], owner: Any) -> None:
 
 class ConnectionsView(APIView):
     @extend_schema(
+        operation_id="connections_list",
         parameters=[SUBTENANT_PARAM],
         responses={200: listing("ConnectionList", ConnectionOutSerializer(many=True))},
         tags=["connections"],
@@ -160,6 +161,7 @@ class ConnectionsView(APIView):
         return Response({"count": len(rows), "results": rows})
 
     @extend_schema(
+        operation_id="connections_create",
         request=ConnectionInSerializer,
         responses={201: ConnectionOutSerializer},
         tags=["connections"],
@@ -184,12 +186,16 @@ def _connection(request: Request, name: str) -> Connection:
 
 class ConnectionDetailView(APIView):
     @extend_schema(
-        parameters=[SUBTENANT_PARAM], responses={200: ConnectionOutSerializer}, tags=["connections"]
+        operation_id="connections_retrieve",
+        parameters=[SUBTENANT_PARAM],
+        responses={200: ConnectionOutSerializer},
+        tags=["connections"],
     )
     def get(self, request: Request, name: str) -> Response:
         return Response(connection_row(_connection(request, name)))
 
     @extend_schema(
+        operation_id="connections_update",
         parameters=[SUBTENANT_PARAM],
         request=ConnectionInSerializer(partial=True),
         responses={200: ConnectionOutSerializer},
@@ -205,7 +211,12 @@ class ConnectionDetailView(APIView):
         connection = services.connection_update(connection=connection, data=data)
         return Response(connection_row(connection))
 
-    @extend_schema(parameters=[SUBTENANT_PARAM], responses={204: None}, tags=["connections"])
+    @extend_schema(
+        operation_id="connections_destroy",
+        parameters=[SUBTENANT_PARAM],
+        responses={204: None},
+        tags=["connections"],
+    )
     def delete(self, request: Request, name: str) -> Response:
         services.connection_delete(connection=_connection(request, name))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -213,6 +224,7 @@ class ConnectionDetailView(APIView):
 
 class RoutesView(APIView):
     @extend_schema(
+        operation_id="routes_list",
         parameters=[SUBTENANT_PARAM],
         responses={200: listing("RouteList", RouteOutSerializer(many=True))},
         tags=["connections"],
@@ -224,7 +236,10 @@ class RoutesView(APIView):
         return Response({"count": len(rows), "results": rows})
 
     @extend_schema(
-        request=RouteInSerializer, responses={201: RouteOutSerializer}, tags=["connections"]
+        operation_id="routes_create",
+        request=RouteInSerializer,
+        responses={201: RouteOutSerializer},
+        tags=["connections"],
     )
     def post(self, request: Request) -> Response:
         """Store a route: a model name served by weighted, prioritized deployments."""
@@ -248,12 +263,16 @@ def _route(request: Request, name: str) -> Route:
 
 class RouteDetailView(APIView):
     @extend_schema(
-        parameters=[SUBTENANT_PARAM], responses={200: RouteOutSerializer}, tags=["connections"]
+        operation_id="routes_retrieve",
+        parameters=[SUBTENANT_PARAM],
+        responses={200: RouteOutSerializer},
+        tags=["connections"],
     )
     def get(self, request: Request, name: str) -> Response:
         return Response(route_row(_route(request, name)))
 
     @extend_schema(
+        operation_id="routes_update",
         parameters=[SUBTENANT_PARAM],
         request=RouteInSerializer(partial=True),
         responses={200: RouteOutSerializer},
@@ -271,7 +290,12 @@ class RouteDetailView(APIView):
             _check_deployments(data["deployments"], route.subtenant)
         return Response(route_row(services.route_update(route=route, data=data)))
 
-    @extend_schema(parameters=[SUBTENANT_PARAM], responses={204: None}, tags=["connections"])
+    @extend_schema(
+        operation_id="routes_destroy",
+        parameters=[SUBTENANT_PARAM],
+        responses={204: None},
+        tags=["connections"],
+    )
     def delete(self, request: Request, name: str) -> Response:
         services.route_delete(route=_route(request, name))
         return Response(status=status.HTTP_204_NO_CONTENT)
