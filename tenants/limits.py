@@ -201,9 +201,9 @@ def record_budget_use(subtenant: Subtenant, *, tokens: int, cost_usd: Decimal) -
 
 
 def record_key_spend(key: ApiKey, cost_usd: Decimal) -> None:
-    """Count dollars against the key's budget period, while it has a budget (in the
-    transaction of the call records)."""
-    if key.budget_usd is None or cost_usd <= 0:
+    """Count dollars in the key's period row, budget or not, as for subtenants (in the
+    transaction of the call records; calls no price matched cost nothing)."""
+    if cost_usd <= 0:
         return
     start, _ = budget_period(key)
     _add(

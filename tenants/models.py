@@ -127,7 +127,7 @@ class TokenUsage(models.Model):
 
 
 class KeySpend(models.Model):
-    """Dollars one API key spent in one budget period (kept while it has a budget)."""
+    """Dollars one API key spent in one budget period (kept in step with its calls)."""
 
     api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="spend")
     period_start = models.DateField()

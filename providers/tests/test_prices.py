@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from providers.models import LlmCall, Price
-from providers.prices import PriceTable, call_cost, price_cache_clear
+from providers.prices import PriceTable, call_cost, price_cache_clear, price_table
 from providers.records import wait_idle
 
 PRICES = "/api/v1/prices"
@@ -293,3 +293,30 @@ def test_a_price_for_a_connection_applies_to_its_calls_only(make_tenant, admin_c
     wait_idle()
     failed = LlmCall.objects.get(subtenant=subtenant, status="error")
     assert failed.cost_usd == Decimal(0)
+
+
+@pytest.mark.django_db
+def test_the_admin_screen_edits_prices_and_they_apply_at_once(client, settings):
+    from django.contrib.auth.models import User
+
+    settings.PRICE_CACHE_SECONDS = 60
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    form = {"connection": "openai", "model": "gpt-4o*", "input": "2.5", "output": "10"}
+    added = client.post("/admin/providers/price/add/", {**form, "cached_input": ""})
+    assert added.status_code == 302, added.content.decode()[:2000]
+    priced = price_table().match(provider="openai", model="gpt-4o-2024-08-06")
+    assert priced is not None and priced.cached_input is None
+    # The same rules as the API: one price per connection and model, '*' only at the end.
+    duplicate = client.post("/admin/providers/price/add/", form)
+    assert duplicate.status_code == 200 and Price.objects.count() == 1
+    wildcard = client.post("/admin/providers/price/add/", {**form, "model": "gpt-*o"})
+    assert wildcard.status_code == 200 and Price.objects.count() == 1
+    row = Price.objects.get()
+    changed = client.post(
+        f"/admin/providers/price/{row.pk}/change/", {**form, "input": "1", "cached_input": ""}
+    )
+    assert changed.status_code == 302
+    assert price_table().match(provider="openai", model="gpt-4o").input == Decimal(1)
+    assert "gpt-4o*" in client.get("/admin/providers/price/").content.decode()
+    client.post(f"/admin/providers/price/{row.pk}/delete/", {"post": "yes"})
+    assert price_table().match(provider="openai", model="gpt-4o") is None

@@ -125,7 +125,7 @@ def test_a_key_budget_stops_that_key_only(make_tenant, llm_fakes, priced, admin_
     assert complete(other_key).status_code == 200
     wait_idle()
     assert TokenUsage.objects.get(subtenant=subtenant).cost_usd == Decimal("0.014")
-    assert KeySpend.objects.count() == 1
+    assert KeySpend.objects.get(api_key__name="team-key").cost_usd == Decimal("0.003")
     listed = admin_client.get(f"/api/v1/subtenants/{subtenant.id}/keys").json()["results"]
     assert {k["name"]: k["budget_usd"] for k in listed} == {"team-key": None, "intern": "0.008000"}
 
@@ -236,3 +236,23 @@ def _chat(client, subtenant) -> str:
     )
     assert response.status_code == 201, response.content
     return response.json()["id"]
+
+
+def test_the_admin_sets_budgets_and_lists_what_was_spent(client, make_tenant):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    subtenant, _, _ = make_tenant("admin-set")
+    added = client.post(
+        "/admin/tenants/apikey/add/",
+        {"name": "capped", "subtenant": subtenant.pk, "budget_usd": "2.5", "budget_period": "day"},
+    )
+    assert added.status_code == 302, added.content.decode()[:2000]
+    key = subtenant.api_keys.get(name="capped")
+    assert (key.budget_usd, key.budget_period) == (Decimal("2.5"), "day")
+    KeySpend.objects.create(api_key=key, period_start=dt.date.today(), cost_usd=Decimal("1.25"))
+    assert "1.25" in client.get("/admin/tenants/keyspend/").content.decode()
+    assert (
+        "budget_usd"
+        in client.get(f"/admin/tenants/subtenant/{subtenant.pk}/change/").content.decode()
+    )
