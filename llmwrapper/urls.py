@@ -7,6 +7,7 @@ from drf_spectacular.views import (
 )
 
 from llmwrapper import errors
+from llmwrapper.dashboard.views import usage_dashboard
 from llmwrapper.health import health
 from llmwrapper.observability.views import metrics
 from providers.openai_models import openai_not_found
@@ -19,6 +20,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("admin/usage/", admin.site.admin_view(usage_dashboard), name="usage-dashboard"),
     path("admin/", admin.site.urls),
     re_path(r"^v1/", openai_not_found),
     re_path(r"^api/", errors.api_not_found),
