@@ -53,18 +53,8 @@ class ChatFake(FakeServer, abc.ABC):
         if request.method != "POST" or not self.is_chat_route(request.path):
             self.send_error(response, 404, f"Unknown route {request.method} {request.path}")
             return
-        if not self.is_authorized(request):
-            self.send_error(response, 401, "Invalid API key")
-            return
-        script = self.next_script() or Script()
-        if script.delay:
-            await asyncio.sleep(script.delay)
-        if script.status >= 400:
-            headers = {}
-            if script.retry_after is not None:
-                headers["retry-after"] = f"{script.retry_after:g}"
-            message = script.error_message or f"Scripted error {script.status}"
-            self.send_error(response, script.status, message, script.error_type, headers)
+        script = await self.scripted(request, response)
+        if script is None:
             return
         body = request.body if isinstance(request.body, dict) else {}
         problem = self.validate(body)
@@ -78,6 +68,24 @@ class ChatFake(FakeServer, abc.ABC):
             await response.send_dripped(200, self.full_payload(body, reply, script), script.drip)
         else:
             response.send_json(200, self.full_payload(body, reply, script))
+
+    async def scripted(self, request: RecordedRequest, response: Response) -> Script | None:
+        """The next scripted answer once the caller is authorized and the script's
+        delay waited; None when the answer was already sent (401, or a scripted error)."""
+        if not self.is_authorized(request):
+            self.send_error(response, 401, "Invalid API key")
+            return None
+        script = self.next_script() or Script()
+        if script.delay:
+            await asyncio.sleep(script.delay)
+        if script.status >= 400:
+            headers = {}
+            if script.retry_after is not None:
+                headers["retry-after"] = f"{script.retry_after:g}"
+            message = script.error_message or f"Scripted error {script.status}"
+            self.send_error(response, script.status, message, script.error_type, headers)
+            return None
+        return script
 
     def plan(self, body: dict, script: Script) -> Reply:
         messages = body.get("messages") or []

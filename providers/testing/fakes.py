@@ -28,7 +28,6 @@ Run one standalone (for benchmarks): python -m providers.testing.fakes --vendor 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -83,18 +82,8 @@ class EmbeddingFake(ChatFake):
         if request.method != "POST" or not self.embed_path or request.path != self.embed_path:
             await super().handle(request, response)
             return
-        if not self.is_authorized(request):
-            self.send_error(response, 401, "Invalid API key")
-            return
-        script = self.next_script() or Script()
-        if script.delay:
-            await asyncio.sleep(script.delay)
-        if script.status >= 400:
-            headers = {}
-            if script.retry_after is not None:
-                headers["retry-after"] = f"{script.retry_after:g}"
-            message = script.error_message or f"Scripted error {script.status}"
-            self.send_error(response, script.status, message, script.error_type, headers)
+        script = await self.scripted(request, response)
+        if script is None:
             return
         body = request.body if isinstance(request.body, dict) else {}
         problem = self.embedding_problem(body)

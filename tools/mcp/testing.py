@@ -32,12 +32,10 @@ import os
 import select
 import socket
 import socketserver
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
@@ -48,26 +46,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import SessionMessage
 
+from providers.testing.media import png
 from tools.mcp.config import McpServerConfig
 from tools.mcp.websocket import SUBPROTOCOL, encode_message, parse_frame
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HandshakeMethods = ("initialize", "server/discover")
-
-
-def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    row = b"\x00" + bytes(rgb) * width
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(row * height))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _pdf(text: str) -> bytes:
@@ -96,7 +80,7 @@ def _pdf(text: str) -> bytes:
 
 
 # A real 2x2 PNG and a real one-page PDF, as ``media()`` returns them.
-TINY_PNG = _png(2, 2, (220, 40, 40))
+TINY_PNG = png(2, 2, (220, 40, 40))
 TINY_PDF = _pdf("Q3 report")
 
 
