@@ -242,6 +242,20 @@ def attachments_root(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _process_caches_cleared():
+    """Caches a process keeps for seconds (prices, stored connections and routes) start
+    empty in every test, whatever the one before stored."""
+    from connections import catalog
+    from providers.prices import price_cache_clear
+
+    price_cache_clear()
+    catalog.forget()
+    yield
+    price_cache_clear()
+    catalog.forget()
+
+
+@pytest.fixture(autouse=True)
 def _call_records_stored():
     """Each test's call records are stored before the next test cleans the database."""
     yield

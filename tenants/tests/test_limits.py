@@ -122,8 +122,8 @@ def test_usage_report_totals_equal_the_recorded_calls(make_tenant, llm_fakes, ad
         format="json",
     )
     ask(client, chat)
+    wait_idle()  # the report counts stored call records
     report = client.get(f"/api/v1/subtenants/{subtenant.id}/usage").json()
-    wait_idle()
     calls = LlmCall.objects.filter(subtenant=subtenant)
     assert report["totals"]["calls"] == calls.count() == 3
     assert report["totals"]["errors"] == 1
