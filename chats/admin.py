@@ -1,28 +1,18 @@
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
 from django.contrib import admin
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from chats import attachments
 from chats.api import attachment_response
 from chats.models import Attachment, Chat, Message
-
-
-class MessageInline(admin.TabularInline):
-    model = Message
-    extra = 0
-    fields = ["sequence", "role", "status", "content", "attachments", "finish_reason", "created_at"]
-    readonly_fields = fields
-    can_delete = False
-    ordering = ["sequence"]
-
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False
-
-    @admin.display(description="images and documents")
-    def attachments(self, message: Message) -> str:
-        return _message_previews(message)
 
 
 class AttachmentInline(admin.TabularInline):
@@ -79,14 +69,109 @@ def _message_previews(message: Message) -> str:
     )
 
 
+# The newest messages a chat's page shows; older ones are in the list of messages.
+TRANSCRIPT_MESSAGES = 200
+
+
+@dataclass
+class _ToolUse:
+    """A tool call of an assistant message, with the tool message that answered it."""
+
+    id: str
+    name: str
+    arguments: str
+    result: Message | None = None
+    is_error: bool = False
+
+
+@dataclass
+class _Entry:
+    message: Message
+    url: str
+    previews: str
+    tool_uses: list[_ToolUse] = field(default_factory=list)
+
+
+def transcript(chat: Chat, *, limit: int = TRANSCRIPT_MESSAGES) -> SafeString:
+    """The conversation as a person reads it, oldest first and newest last: each
+    message's role, text, images and documents, status and usage, and each tool call
+    with its arguments and the result that answered it."""
+    newest = list(chat.messages.order_by("-sequence")[:limit])
+    messages = newest[::-1]
+    results = {
+        m.tool_call_id: m for m in messages if m.role == Message.Role.TOOL and m.tool_call_id
+    }
+    shown: set[Any] = set()
+    entries = []
+    for message in messages:
+        if message.pk in shown:
+            continue
+        entry = _Entry(
+            message,
+            reverse("admin:chats_message_change", args=[message.pk]),
+            _message_previews(message) if message.parts else "",
+        )
+        for call in message.tool_calls or []:
+            result = results.get(call.get("id") or "")
+            if result is not None:
+                shown.add(result.pk)
+            entry.tool_uses.append(
+                _ToolUse(
+                    id=call.get("id") or "",
+                    name=call.get("name") or "",
+                    arguments=_pretty(call.get("arguments")),
+                    result=result,
+                    is_error=bool(result and (result.metadata or {}).get("is_error")),
+                )
+            )
+        entries.append(entry)
+    return render_to_string(
+        "admin/chats/transcript.html",
+        {
+            "entries": entries,
+            "total": chat.last_sequence,
+            "cut": len(newest) == limit and chat.last_sequence > limit,
+            "limit": limit,
+            "all_url": reverse("admin:chats_message_changelist") + f"?chat__id__exact={chat.pk}",
+        },
+    )
+
+
+def _pretty(arguments: Any) -> str:
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return arguments
+    return json.dumps(arguments, indent=2, ensure_ascii=False, sort_keys=True)
+
+
 @admin.register(Chat)
 class ChatAdmin(admin.ModelAdmin):
     list_display = ["__str__", "subtenant", "provider", "model", "last_sequence", "updated_at"]
     list_filter = [("subtenant", admin.RelatedOnlyFieldListFilter), "provider", "created_at"]
     search_fields = ["title", "id", "subtenant__name", "model"]
-    readonly_fields = ["id", "last_sequence", "created_at", "updated_at"]
+    readonly_fields = ["id", "last_sequence", "created_at", "updated_at", "conversation"]
     list_select_related = ["subtenant"]
-    inlines = [MessageInline, AttachmentInline]
+    inlines = [AttachmentInline]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Chat | None = None):  # type: ignore[no-untyped-def]
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        fields = [f for f in fieldsets[0][1]["fields"] if f != "conversation"]
+        return [
+            (None, {"fields": fields}),
+            ("Conversation", {"fields": ["conversation"], "classes": ["lw-transcript-set"]}),
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Chat | None = None):  # type: ignore[no-untyped-def]
+        fields = super().get_readonly_fields(request, obj)
+        return fields if obj is not None else [f for f in fields if f != "conversation"]
+
+    @admin.display(description="transcript")
+    def conversation(self, chat: Chat) -> str:
+        return transcript(chat)
 
 
 @admin.register(Message)
