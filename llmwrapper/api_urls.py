@@ -7,8 +7,8 @@ from chats.send_api import MessagesView, StreamMessageView
 from connections.api import ConnectionDetailView, ConnectionsView, RouteDetailView, RoutesView
 from memories.api import MemoryViewSet
 from providers.api import CompleteView, ModelsView, StreamView, UsageView
-from providers.embeddings_api import EmbedView
 from providers.prices_api import PriceViewSet
+from surfaces.embeddings import EmbedView
 from tenants.api import ApiKeyViewSet, SubtenantViewSet
 from tools.api import (
     FunctionDetailView,

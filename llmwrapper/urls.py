@@ -10,7 +10,7 @@ from llmwrapper import errors
 from llmwrapper.dashboard.views import usage_dashboard
 from llmwrapper.health import health
 from llmwrapper.observability.views import metrics
-from providers.openai_models import openai_not_found
+from surfaces.openai_models import openai_not_found
 
 urlpatterns = [
     path("health", health, name="health"),

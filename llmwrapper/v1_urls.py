@@ -2,11 +2,11 @@
 
 from django.urls import path, re_path
 
-from providers.anthropic_api import CountTokensView, MessagesView
-from providers.embeddings_api import EmbeddingsView
-from providers.openai_api import ChatCompletionsView
-from providers.openai_models import ModelDetailView, ModelsView
-from responses_api.api import ResponseDetailView, ResponsesView
+from surfaces.anthropic_messages import CountTokensView, MessagesView
+from surfaces.embeddings import EmbeddingsView
+from surfaces.openai_chat import ChatCompletionsView
+from surfaces.openai_models import ModelDetailView, ModelsView
+from surfaces.responses.api import ResponseDetailView, ResponsesView
 
 urlpatterns = [
     path("chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),

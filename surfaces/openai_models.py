@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from llmwrapper.api import principal
 from providers import gateway
 from providers.errors import ProviderError
-from providers.openai_api import OpenAIError, _OpenAIView
+from surfaces.openai_chat import OpenAIError, _OpenAIView
 
 
 def _model(model_id: str, owner: str, created: int) -> dict[str, Any]:

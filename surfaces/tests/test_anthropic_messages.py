@@ -8,10 +8,10 @@ import anthropic
 import httpx
 import pytest
 
-from providers import anthropic_api
 from providers.models import LlmCall
 from providers.records import wait_idle
 from providers.testing.media import PDF, PNG
+from surfaces import anthropic_messages as anthropic_api
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,10 +13,10 @@ from typing import Any
 from chats import history
 from chats.models import Chat, Message
 from providers import types
-from providers.openai_api import OpenAIError
 from providers.types import ToolCall
 from providers.wire import tool_call_from_api
-from responses_api import wire
+from surfaces.openai_chat import OpenAIError
+from surfaces.responses import wire
 from tenants.models import Subtenant
 
 SOURCE = "responses"

@@ -35,7 +35,7 @@ from llmwrapper.db import DB_ERRORS
 from llmwrapper.errors import database_unavailable
 from llmwrapper.openapi import ERROR_DESCRIPTIONS, ApiSchema
 from llmwrapper.sse import encode, stream_response
-from providers import compat, gateway, wire
+from providers import gateway, wire
 from providers.content import ContentError, ContentLimits, DocumentPart, ImagePart, parse_content
 from providers.error_base import GatewayError
 from providers.errors import ProviderError
@@ -43,6 +43,7 @@ from providers.loop import TurnCompleted
 from providers.models import LlmCall
 from providers.registry import ProviderRegistry
 from providers.types import ChatRequest, GenerationParams, Message, ToolCall, ToolSpec
+from surfaces import compat
 from tenants.models import Subtenant
 
 logger = logging.getLogger(__name__)

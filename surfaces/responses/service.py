@@ -17,9 +17,9 @@ from typing import Any
 import pipeline
 from llmwrapper import db
 from providers import gateway
-from providers.openai_api import OpenAIError
 from providers.types import Message
-from responses_api import store, wire
+from surfaces.openai_chat import OpenAIError
+from surfaces.responses import store, wire
 from tenants.models import ApiKey, Subtenant
 
 TITLE_LENGTH = 60

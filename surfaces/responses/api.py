@@ -2,7 +2,7 @@
 
 The `openai` SDK's `client.responses` works against `<gateway>/v1` unchanged, for
 every provider: the request runs through the turn pipeline like every other surface,
-errors come in OpenAI's shape (see `providers.openai_api`).
+errors come in OpenAI's shape (see `surfaces.openai_chat`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import pipeline
 from llmwrapper import db
 from llmwrapper.api import principal
 from llmwrapper.sse import stream_response
-from providers.openai_api import _OpenAIView, _subtenant
-from responses_api import service, store, wire
-from responses_api.events import ResponseStream
+from surfaces.openai_chat import _OpenAIView, _subtenant
+from surfaces.responses import service, store, wire
+from surfaces.responses.events import ResponseStream
 
 
 class ResponseRequestSerializer(serializers.Serializer):

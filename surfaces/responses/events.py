@@ -11,9 +11,9 @@ from typing import Any
 
 import pipeline
 from llmwrapper.sse import encode
-from providers.openai_api import openai_error
 from providers.types import ToolCall
-from responses_api import wire
+from surfaces.openai_chat import openai_error
+from surfaces.responses import wire
 
 
 class ResponseStream:

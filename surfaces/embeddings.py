@@ -23,7 +23,7 @@ from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.tenancy import billed_subtenant
 from pipeline.embed import EmbedSpec, Inputs, embed
 from providers import wire
-from providers.openai_api import _OpenAIView, _subtenant
+from surfaces.openai_chat import _OpenAIView, _subtenant
 
 MAX_INPUTS = 16_384  # per request; split into the vendor's batches (OpenAI takes 2048)
 MAX_DIMENSIONS = 16_384
