@@ -209,7 +209,7 @@ USE_TZ = True
 # serve them from the apps' folders under their plain names, with nothing to collect.
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
-_STATIC_FROM_APPS = "PYTEST_VERSION" in os.environ
+_STATIC_FROM_APPS = bool(os.environ.get("PYTEST_VERSION"))
 WHITENOISE_USE_FINDERS = DEBUG or _STATIC_FROM_APPS
 WHITENOISE_AUTOREFRESH = DEBUG
 WHITENOISE_MAX_AGE = 0 if DEBUG else 3600

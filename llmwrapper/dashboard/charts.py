@@ -32,10 +32,12 @@ def _nice_step(top: float, ticks: int = 4) -> float:
 
 
 def number(value: float) -> str:
-    """12, 1.5k, 2.3M: short axis and tooltip numbers."""
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+    """12, 2,500, 15k, 2.3M: short axis and tooltip numbers."""
+    if 1000 <= abs(value) < 10_000:
+        return f"{value:,.0f}"
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
         if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
+            return f"{value / (limit if suffix != 'k' else 1e3):.3g}{suffix}"
     if value and abs(value) < 0.01:
         return f"{value:.2g}"
     return f"{value:.3g}" if value != int(value) else str(int(value))
@@ -47,7 +49,9 @@ def _colored(series: Sequence[Series]) -> list[Series]:
     ]
 
 
-def _frame(name: str, label: str, top: float, labels: Sequence[str], unit: str) -> list[str]:
+def _frame(
+    name: str, label: str, top: float, labels: Sequence[str], unit: str, prefix: str = ""
+) -> list[str]:
     """The svg element, the horizontal grid with its values, and the x labels."""
     plot_h = HEIGHT - TOP - BOTTOM
     parts = [
@@ -63,7 +67,7 @@ def _frame(name: str, label: str, top: float, labels: Sequence[str], unit: str) 
         parts.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(number(tick))}{escape(unit)}</text>"
+            f"{escape(prefix)}{escape(number(tick))}{escape(unit)}</text>"
         )
         tick += step
     slot = (WIDTH - LEFT - RIGHT) / max(len(labels), 1)
@@ -96,13 +100,18 @@ def _top(values: Sequence[float]) -> float:
 
 
 def stacked_bars(
-    name: str, label: str, labels: Sequence[str], series: Sequence[Series], unit: str = ""
+    name: str,
+    label: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    unit: str = "",
+    prefix: str = "",
 ) -> SafeString:
     """One bar per label, the series stacked in it."""
     series = _colored(series)
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
     top = _top(totals)
-    parts = _frame(name, label, top, labels, unit)
+    parts = _frame(name, label, top, labels, unit, prefix)
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / max(len(labels), 1)
     width = max(1.0, slot * 0.7)
@@ -117,8 +126,8 @@ def stacked_bars(
             parts.append(
                 f'<rect class="bar" x="{LEFT + slot * i + (slot - width) / 2:.1f}" '
                 f'y="{base:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{s.color}">'
-                f"<title>{escape(text)}: {escape(s.name)} {escape(number(value))}{escape(unit)}"
-                "</title></rect>"
+                f"<title>{escape(text)}: {escape(s.name)} {escape(prefix)}{escape(number(value))}"
+                f"{escape(unit)}</title></rect>"
             )
     parts += _legend(series)
     parts.append("</svg>")

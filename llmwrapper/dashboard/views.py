@@ -137,7 +137,7 @@ def _charts(usage: queries.Usage) -> list[tuple[str, Any]]:
                     "Cost per day in US dollars",
                     labels,
                     [charts.Series("cost", [r.cost or 0 for r in rows], "#059669")],
-                    unit="$",
+                    prefix="$",
                 ),
             )
         )
@@ -154,7 +154,7 @@ def _charts(usage: queries.Usage) -> list[tuple[str, Any]]:
                         queries.PERCENTILES, ("#2563eb", "#d97706", "#dc2626"), strict=True
                     )
                 ],
-                unit="ms",
+                unit=" ms",
             ),
         )
     )
