@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from surfaces.anthropic_messages import CountTokensView, MessagesView
+from surfaces.anthropic.api import CountTokensView, MessagesView
 from surfaces.embeddings import EmbeddingsView
 from surfaces.openai_chat import ChatCompletionsView
 from surfaces.openai_models import ModelDetailView, ModelsView

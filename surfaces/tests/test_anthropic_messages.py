@@ -11,7 +11,7 @@ import pytest
 from providers.models import LlmCall
 from providers.records import wait_idle
 from providers.testing.media import PDF, PNG
-from surfaces import anthropic_messages as anthropic_api
+from surfaces.anthropic import events as anthropic_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,7 +144,7 @@ def test_stream_events_come_in_anthropics_order(sdk, raw_post):
 
 def test_pings_while_the_model_is_silent(sdk, raw_post, monkeypatch):
     client, _, fakes = sdk
-    monkeypatch.setattr(anthropic_api, "PING_SECONDS", 0.05)
+    monkeypatch.setattr(anthropic_events, "PING_SECONDS", 0.05)
     fakes.anthropic.enqueue(text="slow answer", chunks=2, chunk_delay=0.4)
     response = raw_post(
         "/v1/messages", {"model": CLAUDE, "max_tokens": 9, "messages": HI, "stream": True}
