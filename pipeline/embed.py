@@ -27,7 +27,7 @@ from asgiref.sync import sync_to_async
 from llmwrapper.errors import ValidationFailedError
 from llmwrapper.observability.context import LlmCallNote, note_llm_call
 from pipeline.spec import TurnSpec
-from pipeline.turn import _targets
+from pipeline.turn import resolve_targets
 from providers import gateway
 from providers import records as call_records
 from providers.base import EmbeddingsNotSupportedError, Provider
@@ -68,7 +68,7 @@ class Embedded:
 async def embed(spec: EmbedSpec) -> Embedded:
     """Embed the spec's inputs (see the module docstring)."""
     view = await gateway.view_for(spec.subtenant)
-    target, _ = _targets(
+    target, _ = resolve_targets(
         TurnSpec(
             subtenant=spec.subtenant,
             api_key=spec.api_key,

@@ -208,7 +208,7 @@ def _unfinished(progress: chat_store.ChatProgress | None) -> object:
 async def start(spec: TurnSpec) -> Turn:
     """Check and prepare a turn (see the module docstring)."""
     view = await gateway.view_for(spec.subtenant)
-    target, fallbacks = _targets(spec, view)
+    target, fallbacks = resolve_targets(spec, view)
     spec, fallbacks = await content.prepare(spec, target, fallbacks, view)
     if limits.token_checks_needed(spec.subtenant, spec.api_key):
         await sync_to_async(limits.check_tokens)(spec.subtenant, spec.api_key)
@@ -244,7 +244,7 @@ async def start(spec: TurnSpec) -> Turn:
     return Turn(spec, request, target, fallbacks, executor, view, progress)
 
 
-def _targets(
+def resolve_targets(
     spec: TurnSpec, view: gateway.View
 ) -> tuple[gateway.Target, list[gateway.Target]]:
     """The model to call and its fallbacks; an unconfigured provider is a 400 here, a
