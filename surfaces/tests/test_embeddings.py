@@ -15,7 +15,7 @@ from llmwrapper.observability.logging import JsonFormatter
 from providers.models import LlmCall, Price
 from providers.prices import price_cache_clear
 from providers.records import wait_idle
-from providers.testing.fakes import fake_vector
+from providers.testing import fake_vector
 from providers.vendors.ollama import OllamaProvider
 from tenants.limits import budget_period
 from tenants.models import ApiKey, TokenUsage
