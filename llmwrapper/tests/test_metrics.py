@@ -157,23 +157,38 @@ async def test_open_sse_streams_are_gauged(chat_setup):
     assert value(await scrape(), gauge, transport="sse") == idle
 
 
-async def test_open_openai_compatible_streams_are_gauged(chat_setup):
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/chat/completions",
+            {
+                "model": "openai/gpt-4o-mini",
+                "stream": True,
+                "messages": [{"role": "user", "content": "go"}],
+            },
+        ),
+        ("/v1/responses", {"model": "openai/gpt-4o-mini", "stream": True, "input": "go"}),
+        (
+            "/v1/messages",
+            {
+                "model": "openai/gpt-4o-mini",
+                "stream": True,
+                "max_tokens": 50,
+                "messages": [{"role": "user", "content": "go"}],
+            },
+        ),
+    ],
+)
+async def test_open_streams_of_the_vendor_compatible_surfaces_are_gauged(chat_setup, path, body):
     _, _, _, client, fakes = chat_setup
     gauge = "llmwrapper_active_streams"
     idle = value(await scrape(), gauge, transport="sse")
     fakes.openai.enqueue(text="a b c d", chunks=4)
-    response = await client.post(
-        "/v1/chat/completions",
-        {
-            "model": "openai/gpt-4o-mini",
-            "stream": True,
-            "messages": [{"role": "user", "content": "go"}],
-        },
-        content_type="application/json",
-    )
+    response = await client.post(path, body, content_type="application/json")
     assert response.status_code == 200
     stream = aiter(response.streaming_content)
-    await anext(stream)  # the first chunk: the stream is open
+    await anext(stream)  # the first event: the stream is open
     assert value(await scrape(), gauge, transport="sse") == idle + 1
     async for _ in stream:
         pass
