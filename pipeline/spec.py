@@ -60,4 +60,7 @@ class TurnSpec:
     tool_choice: Any = None
     params: dict[str, Any] = field(default_factory=dict)
     server_tools: bool | list[str] | None = None  # None: all, False: none, [names]: those
+    # Body fields only one kind of vendor has (Anthropic's `top_k`, `thinking`), by kind:
+    # sent to the providers of that kind in the chain, not to the others.
+    vendor_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     chat: ChatSend | ChatExchange | None = None

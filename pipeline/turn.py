@@ -103,7 +103,9 @@ class Turn:
             completed: TurnCompleted | None = None
             loop_events = run_turn(
                 self.request,
-                chain_for=gateway.chain_factory(self.target, self.fallbacks, self.view),
+                chain_for=gateway.chain_factory(
+                    self.target, self.fallbacks, self.view, self.spec.vendor_fields
+                ),
                 executor=self.executor,
                 options=gateway.turn_options(streaming=streaming),
             )

@@ -174,25 +174,37 @@ def parse_targets(specs: Iterable[str], view: View | None = None) -> list[Target
     return targets
 
 
-def chain_factory(primary: Target, fallbacks: Sequence[Target] = (), view: View | None = None):  # type: ignore[no-untyped-def]
+def chain_factory(  # type: ignore[no-untyped-def]
+    primary: Target,
+    fallbacks: Sequence[Target] = (),
+    view: View | None = None,
+    vendor_fields: Mapping[str, dict] | None = None,
+):
     """A `chain_for(request)` for the tool loop: primary first, then fallbacks, each
     asking for its target's model; a route stands for its deployments (see `routing`).
 
     Unconfigured providers raise for the primary (the caller asked for it) and are
-    skipped among fallbacks.
+    skipped among fallbacks. `vendor_fields` (by vendor kind) go to the members of
+    that kind.
     """
     from providers import routing
 
     reg = view.registry if view else registry()
     targets = [primary, *(t for t in fallbacks if t != primary)]
 
+    fields = vendor_fields or {}
+
+    def member(name: str, model: str) -> WithModel:
+        provider = reg.get(name)
+        return WithModel(provider, model, fields.get(provider.config.kind))
+
     def chain_for(request: ChatRequest) -> ProviderChain:
         chain: ProviderChain = []
         for index, target in enumerate(targets):
             if target.route is not None:
-                chain += routing.deployments(target.route, reg, primary=index == 0)
+                chain += routing.deployments(target.route, reg, member, primary=index == 0)
             elif index == 0 or reg.is_configured(target.provider):
-                chain.append(WithModel(reg.get(target.provider), target.model))
+                chain.append(member(target.provider, target.model))
         return chain
 
     return chain_for

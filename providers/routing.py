@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from connections import cooldowns
@@ -19,7 +20,6 @@ from providers.base import Provider
 from providers.errors import ProviderError, RouteUnavailableError
 from providers.registry import ProviderRegistry
 from providers.retry import CoolingDown
-from providers.wrapper import WithModel
 
 
 def check_available(route: Any) -> None:
@@ -29,9 +29,16 @@ def check_available(route: Any) -> None:
         raise RouteUnavailableError(route.name, retry_after=min(resting.values()) - time.time())
 
 
-def deployments(route: Any, reg: ProviderRegistry, *, primary: bool) -> list[Provider]:
-    """The route's members of a provider chain (see the module docstring); a fallback
-    route with nothing available contributes nothing."""
+def deployments(
+    route: Any,
+    reg: ProviderRegistry,
+    member: Callable[[str, str], Provider],
+    *,
+    primary: bool,
+) -> list[Provider]:
+    """The route's members of a provider chain (see the module docstring), each built
+    by `member(connection, model)`; a fallback route with nothing available contributes
+    nothing."""
     resting = cooldowns.cooling(route.key, len(route.deployments))
     ready = [
         (i, d)
@@ -47,7 +54,7 @@ def deployments(route: Any, reg: ProviderRegistry, *, primary: bool) -> list[Pro
     members: list[Provider] = []
     for priority in sorted({d.priority for _, d in ready}):
         for i, deployment in _by_weight([(i, d) for i, d in ready if d.priority == priority]):
-            provider = WithModel(reg.get(deployment.connection), deployment.model)
+            provider = member(deployment.connection, deployment.model)
             members.append(CoolingDown(provider, _cooler(route, i)))
     return members
 

@@ -55,14 +55,19 @@ class WrapperProvider(Provider):
 
 class WithModel(WrapperProvider):
     """`wrapped` asked for `model` ("" = its default model), whatever the request names:
-    a fallback runs the caller's request on another vendor's model."""
+    a fallback runs the caller's request on another vendor's model. `extra` adds body
+    fields only this provider's vendor knows."""
 
-    def __init__(self, wrapped: Provider, model: str) -> None:
+    def __init__(self, wrapped: Provider, model: str, extra: dict | None = None) -> None:
         super().__init__(wrapped)
         self.model = model
+        self.extra = extra or {}  # body fields for this provider only (its vendor's own)
 
     def _request(self, request: ChatRequest) -> ChatRequest:
-        return replace(request, model=self.model)
+        if not self.extra:
+            return replace(request, model=self.model)
+        params = replace(request.params, extra={**request.params.extra, **self.extra})
+        return replace(request, model=self.model, params=params)
 
     def model_for(self, request: ChatRequest) -> str:
         return self.wrapped.model_for(self._request(request))

@@ -22,12 +22,12 @@ from surfaces.anthropic.events import Reply
 from surfaces.anthropic.wire import (
     CountTokensRequestSerializer,
     MessagesRequestSerializer,
+    anthropic_fields,
     conversation,
     estimate_tokens,
     params,
     registry_of,
     targets_of,
-    with_anthropic_fields,
 )
 from tenants.models import Subtenant
 
@@ -139,9 +139,9 @@ class MessagesView(_AnthropicView):
                 tool_choice=fields.get("tool_choice"),
                 params=params(fields),
                 server_tools=compat.server_tools(fields.get("server_tools")),
+                vendor_fields={"anthropic": anthropic_fields(fields)},
             )
         )
-        with_anthropic_fields(turn, fields)
         reply = Reply(fields["model"], turn)
         if fields["stream"]:
             # The model's first event is awaited here, so a failure before any output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from typing import Any
 
 from rest_framework import serializers
@@ -13,7 +12,6 @@ import pipeline
 from chats.history import DOCUMENT_BYTES_PER_TOKEN, IMAGE_TOKENS
 from providers import gateway
 from providers.content import ContentError, ContentLimits, DocumentPart, ImagePart, parse_content
-from providers.errors import ProviderError
 from providers.registry import ProviderRegistry
 from providers.types import Message, ToolCall, ToolSpec
 
@@ -268,16 +266,10 @@ def params(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def with_anthropic_fields(turn: pipeline.Turn, fields: dict[str, Any]) -> None:
-    """`top_k` and `thinking` reach an Anthropic model as extra body fields. Other
-    vendors have no such fields: they are dropped for them, and fallbacks of another
-    kind are left out of a turn that has them."""
-    extra = {name: fields[name] for name in _ANTHROPIC_ONLY if fields.get(name) is not None}
-    if not extra or _kinds(turn, turn.target) != {"anthropic"}:
-        return
-    params = turn.request.params
-    turn.request = replace(turn.request, params=replace(params, extra={**params.extra, **extra}))
-    turn.fallbacks = [t for t in turn.fallbacks if _kinds(turn, t) == {"anthropic"}]
+def anthropic_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """`top_k` and `thinking`: fields only Anthropic's API has, sent to Anthropic
+    providers of the turn (the pipeline leaves them out for other vendors)."""
+    return {name: fields[name] for name in _ANTHROPIC_ONLY if fields.get(name) is not None}
 
 
 def targets_of(target: gateway.Target) -> list[tuple[str, str]]:
@@ -290,14 +282,6 @@ def targets_of(target: gateway.Target) -> list[tuple[str, str]]:
 
 def registry_of(turn: pipeline.Turn) -> ProviderRegistry:
     return turn.view.registry if turn.view is not None else gateway.registry()
-
-
-def _kinds(turn: pipeline.Turn, target: gateway.Target) -> set[str]:
-    registry = registry_of(turn)
-    try:
-        return {registry.config(name).kind for name, _ in targets_of(target)}
-    except ProviderError:
-        return set()
 
 
 def estimate_tokens(messages: tuple[Message, ...], tools: tuple[ToolSpec, ...] = ()) -> int:
