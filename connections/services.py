@@ -8,7 +8,7 @@ it) when it is stored, and every call to it goes through the guard again (see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
@@ -21,6 +21,7 @@ from tools import netguard, runtime
 from tools.errors import ToolError
 
 SECRET_FIELDS = ("api_key", "headers")
+T = TypeVar("T", Connection, Route)
 
 
 def check_base_url(url: str, *, guarded: bool) -> None:
@@ -52,14 +53,7 @@ def connection_create(*, owner: Subtenant | None, data: dict[str, Any]) -> Conne
         )
     connection = Connection(subtenant=owner, **fields)
     set_secrets(connection, secrets)
-    try:
-        with transaction.atomic():
-            connection.save()
-    except IntegrityError as exc:
-        raise ResourceConflictError(
-            f"A connection named '{connection.name}' exists.", details={"name": connection.name}
-        ) from exc
-    return connection
+    return _insert(connection, "connection")
 
 
 def connection_update(*, connection: Connection, data: dict[str, Any]) -> Connection:
@@ -88,15 +82,19 @@ def connection_delete(*, connection: Connection) -> None:
 
 
 def route_create(*, owner: Subtenant | None, data: dict[str, Any]) -> Route:
-    route = Route(subtenant=owner, **data)
+    return _insert(Route(subtenant=owner, **data), "route")
+
+
+def _insert(row: T, what: str) -> T:
+    """Save a new connection or route; its name taken in its scope is a 409."""
     try:
         with transaction.atomic():
-            route.save()
+            row.save()
     except IntegrityError as exc:
         raise ResourceConflictError(
-            f"A route named '{route.name}' exists.", details={"name": route.name}
+            f"A {what} named '{row.name}' exists.", details={"name": row.name}
         ) from exc
-    return route
+    return row
 
 
 def route_update(*, route: Route, data: dict[str, Any]) -> Route:
