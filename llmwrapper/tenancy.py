@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -31,6 +32,15 @@ def billed_subtenant(request: Request, subtenant_id: Any = None) -> Subtenant:
             raise serializers.ValidationError({"subtenant": ["Required with an admin key."]})
         return caller.subtenant  # type: ignore[return-value]
     return subtenant_access(key=caller.key, subtenant_id=subtenant_id)
+
+
+async def abilled_subtenant(request: Request, subtenant_id: Any = None) -> Subtenant:
+    """`billed_subtenant` from async code: a subtenant key naming none is its own, with
+    nothing to look up (the hot path of every LLM call)."""
+    caller = principal(request)
+    if not subtenant_id and not caller.is_admin:
+        return caller.subtenant  # type: ignore[return-value]
+    return await sync_to_async(billed_subtenant)(request, subtenant_id)
 
 
 def tool_scope(request: Request, subtenant_id: Any = None) -> Subtenant | None:

@@ -17,7 +17,7 @@ from llmwrapper.api import StrictSerializer, principal
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
-from llmwrapper.tenancy import billed_subtenant, named_subtenant
+from llmwrapper.tenancy import abilled_subtenant, named_subtenant
 from providers import direct, gateway, wire
 from providers.errors import ProviderError
 from providers.request_fields import GenerationFieldsMixin, MessageInputSerializer
@@ -41,10 +41,7 @@ async def start_direct_turn(request: Request) -> pipeline.Turn:
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     caller = principal(request)
-    if data.get("subtenant") or caller.is_admin:
-        subtenant = await sync_to_async(billed_subtenant)(request, data.get("subtenant"))
-    else:
-        subtenant = caller.subtenant  # the key's own: nothing to look up
+    subtenant = await abilled_subtenant(request, data.get("subtenant"))
     try:
         tools = tool_specs_from_openai(data.get("tools"), data.get("functions"))
     except (KeyError, ValueError) as exc:

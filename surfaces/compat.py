@@ -4,6 +4,7 @@ they offer, a turn collected into its completion, and keepalives for their strea
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
@@ -24,11 +25,12 @@ _END = object()
 # and validation included) is answered by `error_response`, in the vendor's error shape,
 # so the vendor's SDK raises its own exception types. (A comment, not a docstring: the
 # schema would show a view's docstring as its operations' description.)
-class CompatView(AsyncAPIView):
+class CompatView(AsyncAPIView, metaclass=abc.ABCMeta):
     renderer_classes = STREAM_RENDERERS
 
+    @abc.abstractmethod
     def error_response(self, exc: Exception) -> Response:
-        raise NotImplementedError
+        """`exc` answered in the vendor's error shape."""
 
     def handle_exception(self, exc: Exception) -> Response:
         return self.error_response(exc)

@@ -11,7 +11,6 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -20,7 +19,7 @@ from rest_framework.response import Response
 
 from llmwrapper.api import StrictSerializer, principal
 from llmwrapper.async_views import AsyncAPIView
-from llmwrapper.tenancy import billed_subtenant
+from llmwrapper.tenancy import abilled_subtenant
 from pipeline.embed import EmbedSpec, Inputs, embed
 from providers import wire
 from surfaces.openai_chat import _OpenAIView, _subtenant
@@ -204,10 +203,7 @@ class EmbedView(AsyncAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         caller = principal(request)
-        if data.get("subtenant") or caller.is_admin:
-            subtenant = await sync_to_async(billed_subtenant)(request, data.get("subtenant"))
-        else:
-            subtenant = caller.subtenant  # the key's own: nothing to look up
+        subtenant = await abilled_subtenant(request, data.get("subtenant"))
         embedded = await embed(
             EmbedSpec(
                 subtenant=subtenant,

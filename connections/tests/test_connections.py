@@ -8,21 +8,12 @@ from collections import Counter
 import pytest
 
 from conftest import client_for
-from connections import catalog
 from providers.models import LlmCall
 from providers.records import wait_idle
 from providers.testing import FakeAnthropic, FakeOpenAI
 from providers.testing.azure import FakeAzureOpenAI
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_catalog(settings):
-    settings.CONNECTIONS_CACHE_SECONDS = 60
-    catalog.forget()
-    yield
-    catalog.forget()
 
 
 @pytest.fixture
@@ -246,8 +237,9 @@ def test_a_failing_deployment_cools_down_and_the_other_serves(
     for _ in range(20):
         response = ask(tenant, "balanced")
         assert response.status_code == 200, response.content
-    # dep-a failed once (then rested: not called again within the cooldown).
-    assert len(a.chat_requests()) <= 1
+    # dep-a failed once (drawn at least once in 20: all but certain), then rested: it
+    # was not called again within the cooldown.
+    assert len(a.chat_requests()) == 1
     assert len(b.chat_requests()) >= 19
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import abc
 import base64
 import hashlib
 import math
@@ -43,8 +44,9 @@ class EmbeddingFake(ChatFake):
         """Why the vendor would refuse this body, or None."""
         return None if body.get("model") else "model is required"
 
+    @abc.abstractmethod
     def embedding_payload(self, body: dict, vectors: list[list[float]], tokens: int) -> dict:
-        raise NotImplementedError
+        """The vendor's answer carrying `vectors` and the `tokens` counted."""
 
     async def handle(self, request: RecordedRequest, response: Response) -> None:
         if request.method != "POST" or not self.embed_path or request.path != self.embed_path:
