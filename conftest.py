@@ -65,7 +65,7 @@ class LlmFakes:
 
 @pytest.fixture
 def llm_fakes(settings):
-    from providers.descriptors import all_descriptors
+    from providers.core.descriptors import all_descriptors
     from providers.testing import fake_for
 
     with contextlib.ExitStack() as started:

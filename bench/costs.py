@@ -120,9 +120,9 @@ async def run_all(raw_key: str, seconds: float) -> list[tuple[str, str, dict[str
     from llmwrapper.asgi import application
     from llmwrapper.auth import authenticate_raw_key
     from providers import gateway
-    from providers.api import CompletionRequestSerializer
+    from providers.core.types import ChatRequest, Message
     from providers.models import LlmCall
-    from providers.types import ChatRequest, Message
+    from surfaces.llm.api import CompletionRequestSerializer
     from tenants.selectors import api_key_get_active
 
     key = await sync_to_async(api_key_get_active)(raw_key=raw_key)

@@ -21,7 +21,7 @@ from llmwrapper.api import paginated, principal
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.errors import ResourceNotFoundError
 from llmwrapper.tenancy import named_subtenant
-from providers.content import DOCUMENT_TYPES, IMAGE_TYPES
+from providers.core.content import DOCUMENT_TYPES, IMAGE_TYPES
 
 
 class SubtenantChatViewSet(viewsets.ViewSet):

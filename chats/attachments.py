@@ -30,8 +30,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 
 from chats.models import Attachment, Chat
-from providers import types
-from providers.content import DocumentPart, ImagePart, Part, TextPart, part_to_openai
+from providers.core import types
+from providers.core.content import DocumentPart, ImagePart, Part, TextPart, part_to_openai
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from chats import attachments
 from chats.models import Chat, Message
 from memories.rendering import render_memories
 from memories.selectors import memory_list
-from providers import types, wire
-from providers.content import DocumentPart, ImagePart
+from providers.core import types, wire
+from providers.core.content import DocumentPart, ImagePart
 
 # Rough costs for the context budget: an image is about a thousand tokens whatever its
 # bytes; a PDF about one token per 50 bytes (a page of text and its picture).

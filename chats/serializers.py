@@ -14,7 +14,7 @@ from chats.attachments import parts_to_api
 from chats.models import Chat, Message
 from llmwrapper.api import StrictModelSerializer, StrictSerializer, validate_json_object
 from providers import gateway
-from providers.content import parse_content
+from providers.core.content import parse_content
 from providers.request_fields import GenerationFieldsMixin
 from tenants.api import validate_provider
 
@@ -199,7 +199,7 @@ class ToolResultInputSerializer(StrictSerializer):
 
 class SendMessageSerializer(StrictSerializer, GenerationFieldsMixin):
     """A send; `content` comes out as its text, with its images and documents in
-    `parts` (providers.content: a refused part is a 400, one too large a 413)."""
+    `parts` (providers.core.content: a refused part is a 400, one too large a 413)."""
 
     content = ContentField(required=False)
     include_memories = serializers.BooleanField(required=False, default=False)

@@ -21,7 +21,7 @@ from connections.models import NAME_PATTERN, Connection, Route
 from llmwrapper.api import StrictSerializer, listing
 from llmwrapper.errors import ResourceNotFoundError
 from llmwrapper.tenancy import tool_scope
-from providers.registry import DEFAULT_PROVIDER_NAMES
+from providers.core.registry import DEFAULT_PROVIDER_NAMES
 from tools.api import SUBTENANT_PARAM
 from tools.netguard import redact_url
 

@@ -18,8 +18,8 @@ from django.db.models.signals import post_delete, post_save
 
 from connections.models import Connection, Route
 from llmwrapper.secrets import unseal
-from providers.base import ProviderConfig
-from providers.descriptors import all_descriptors
+from providers.core.base import ProviderConfig
+from providers.core.descriptors import all_descriptors
 from tools import netguard, runtime
 
 

@@ -3,12 +3,12 @@
 from django.urls import path
 
 from chats.api import AttachmentView, ChatViewSet, SubtenantChatViewSet
-from chats.send_api import MessagesView, StreamMessageView
 from connections.api import ConnectionDetailView, ConnectionsView, RouteDetailView, RoutesView
 from memories.api import MemoryViewSet
-from providers.api import CompleteView, ModelsView, StreamView, UsageView
 from providers.prices_api import PriceViewSet
+from surfaces.chats.api import MessagesView, StreamMessageView
 from surfaces.embeddings import EmbedView
+from surfaces.llm.api import CompleteView, ModelsView, StreamView, UsageView
 from tenants.api import ApiKeyViewSet, SubtenantViewSet
 from tools.api import (
     FunctionDetailView,

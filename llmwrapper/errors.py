@@ -1,6 +1,6 @@
 """The one error shape of the API: `{"error": {"type", "message", "details"}}`.
 
-Every error family of the project subclasses `GatewayError` (providers/error_base.py)
+Every error family of the project subclasses `GatewayError` (providers/core/error_base.py)
 and renders through its `to_dict()`; DRF exceptions, Django's 404s and anything
 unexpected are translated here, so no response is ever a stack trace or an
 HTML page.
@@ -17,7 +17,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 from llmwrapper.db import DB_ERRORS
-from providers.error_base import GatewayError
+from providers.core.error_base import GatewayError
 
 logger = logging.getLogger(__name__)
 

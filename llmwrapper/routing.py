@@ -7,8 +7,8 @@ from typing import Any
 
 from django.urls import path, re_path
 
-from chats.consumers import CLOSE_NOT_FOUND, ChatConsumer
 from llmwrapper.errors import error_body
+from surfaces.chats.consumers import CLOSE_NOT_FOUND, ChatConsumer
 
 
 async def websocket_not_found(scope: dict, receive: Any, send: Any) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import environ
 
-from providers.descriptors import all_descriptors
+from providers.core.descriptors import all_descriptors
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -257,7 +257,7 @@ MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=1_048_576)
 MAX_CONTENT_REQUEST_BYTES = env.int("MAX_CONTENT_REQUEST_BYTES", default=32 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAX_REQUEST_BODY_BYTES, MAX_CONTENT_REQUEST_BYTES)
 
-# Images and documents in messages (see providers.content): the decoded size of one
+# Images and documents in messages (see providers.core.content): the decoded size of one
 # part and of all parts of a message (413 above), and the parts of one message (400).
 CONTENT_PART_MAX_BYTES = env.int("CONTENT_PART_MAX_BYTES", default=10 * 1024 * 1024)
 CONTENT_MESSAGE_MAX_BYTES = env.int("CONTENT_MESSAGE_MAX_BYTES", default=20 * 1024 * 1024)

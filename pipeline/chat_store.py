@@ -28,8 +28,9 @@ from chats.models import Attachment, Chat, Message
 from llmwrapper import db
 from llmwrapper.errors import ResourceNotFoundError, ValidationFailedError
 from pipeline.spec import ChatExchange, ChatSend
-from providers import gateway, types, wire
-from providers.loop import RoundCompleted, ToolResult
+from providers import gateway
+from providers.core import types, wire
+from providers.core.loop import RoundCompleted, ToolResult
 from tenants.models import Subtenant
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from django.conf import settings
 
 from pipeline.spec import ChatSend, TurnSpec
 from providers import gateway
-from providers.base import Capabilities
-from providers.content import (
+from providers.core.base import Capabilities
+from providers.core.content import (
     IMAGE_TYPES,
     ContentError,
     DocumentPart,

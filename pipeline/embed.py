@@ -30,11 +30,11 @@ from pipeline.spec import TurnSpec
 from pipeline.turn import resolve_targets
 from providers import gateway
 from providers import records as call_records
-from providers.base import EmbeddingsNotSupportedError, Provider
-from providers.errors import ProviderError
+from providers.core.base import EmbeddingsNotSupportedError, Provider
+from providers.core.errors import ProviderError
+from providers.core.retry import Deadline, RetryPolicy
+from providers.core.types import EmbeddingRequest, EmbeddingResult, Usage
 from providers.models import LlmCall
-from providers.retry import Deadline, RetryPolicy
-from providers.types import EmbeddingRequest, EmbeddingResult, Usage
 from tenants import limits
 from tenants.models import ApiKey, Subtenant
 

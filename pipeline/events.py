@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from providers.core.loop import ToolResult, TurnCompleted
+from providers.core.types import ToolCall, Usage
 from providers.gateway import Target
-from providers.loop import ToolResult, TurnCompleted
-from providers.types import ToolCall, Usage
 
 
 @dataclass(frozen=True, slots=True)

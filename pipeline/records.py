@@ -10,8 +10,8 @@ from asgiref.sync import sync_to_async
 
 from providers import gateway
 from providers import records as call_records
-from providers.errors import ProviderError
-from providers.loop import RoundCompleted
+from providers.core.errors import ProviderError
+from providers.core.loop import RoundCompleted
 from providers.models import LlmCall
 from tenants.models import ApiKey, Subtenant
 

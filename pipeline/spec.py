@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from providers.content import Part
-from providers.types import Message, ToolSpec
+from providers.core.content import Part
+from providers.core.types import Message, ToolSpec
 from tenants.models import ApiKey, Subtenant
 
 
@@ -17,7 +17,7 @@ class ChatSend:
 
     chat: Any  # chats.models.Chat
     content: str | None = None  # the text (of the parts, when there are parts)
-    parts: tuple[Part, ...] = ()  # images and documents with the text, as providers.content
+    parts: tuple[Part, ...] = ()  # images and documents with the text, as providers.core.content
     tool_results: tuple[dict[str, Any], ...] = ()
     include_memories: bool = False
     memory_keys: list[str] | None = None

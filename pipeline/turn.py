@@ -42,10 +42,11 @@ from pipeline.events import (
 )
 from pipeline.records import TurnRecords
 from pipeline.spec import ChatSend, TurnSpec
-from providers import gateway, routing, wire
-from providers.errors import ProviderError
-from providers.loop import RoundCompleted, ToolExecutor, ToolResult, TurnCompleted, run_turn
-from providers.types import ChatRequest, TextDelta, ToolCallComplete, Usage
+from providers import gateway, routing
+from providers.core import wire
+from providers.core.errors import ProviderError
+from providers.core.loop import RoundCompleted, ToolExecutor, ToolResult, TurnCompleted, run_turn
+from providers.core.types import ChatRequest, TextDelta, ToolCallComplete, Usage
 from tenants import limits
 from tools.executor import executor_for
 

@@ -13,21 +13,21 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from llmwrapper.observability.genai import observe_provider_call
-from providers.base import Capabilities
-from providers.content import ContentLimits
-from providers.descriptors import all_descriptors, descriptor, setting_names
-from providers.errors import UnknownProviderError
-from providers.loop import TurnOptions
-from providers.registry import (
+from providers.core.base import Capabilities
+from providers.core.content import ContentLimits
+from providers.core.descriptors import all_descriptors, descriptor, setting_names
+from providers.core.errors import UnknownProviderError
+from providers.core.loop import TurnOptions
+from providers.core.registry import (
     TIMEOUT_SETTINGS,
     ProviderRegistry,
     build_registry,
     configs_from_env,
     parse_model,
 )
-from providers.retry import ProviderChain, RetryPolicy
-from providers.types import ChatRequest
-from providers.wrapper import WithModel
+from providers.core.retry import ProviderChain, RetryPolicy
+from providers.core.types import ChatRequest
+from providers.core.wrapper import WithModel
 
 
 def _setting_names() -> tuple[str, ...]:

@@ -85,7 +85,7 @@ CONTENT_SCHEMA = {
 
 @extend_schema_field(CONTENT_SCHEMA)
 class ContentField(serializers.JSONField):
-    """A message's content: text or content parts (checked by providers.content)."""
+    """A message's content: text or content parts (checked by providers.core.content)."""
 
 
 class MessageInputSerializer(StrictSerializer):

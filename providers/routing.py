@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from connections import cooldowns
-from providers.base import Provider
-from providers.errors import ProviderError, RouteUnavailableError
-from providers.registry import ProviderRegistry
-from providers.retry import CoolingDown
+from providers.core.base import Provider
+from providers.core.errors import ProviderError, RouteUnavailableError
+from providers.core.registry import ProviderRegistry
+from providers.core.retry import CoolingDown
 
 
 def check_available(route: Any) -> None:

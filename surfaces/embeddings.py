@@ -21,7 +21,7 @@ from llmwrapper.api import StrictSerializer, principal
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.tenancy import abilled_subtenant
 from pipeline.embed import EmbedSpec, Inputs, embed
-from providers import wire
+from providers.core import wire
 from surfaces.openai_chat import _OpenAIView, _subtenant
 
 MAX_INPUTS = 16_384  # per request; split into the vendor's batches (OpenAI takes 2048)

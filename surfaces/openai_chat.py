@@ -28,13 +28,14 @@ from llmwrapper.api import principal
 from llmwrapper.db import DB_ERRORS
 from llmwrapper.errors import ApplicationError, database_unavailable
 from llmwrapper.sse import stream_response
-from providers import gateway, wire
-from providers.error_base import GatewayError
-from providers.errors import ProviderError
-from providers.loop import TurnCompleted
+from providers import gateway
+from providers.core import wire
+from providers.core.error_base import GatewayError
+from providers.core.errors import ProviderError
+from providers.core.loop import TurnCompleted
+from providers.core.tooling import tool_specs_from_openai
+from providers.core.types import ToolCall
 from providers.request_fields import GenerationFieldsMixin, MessageInputSerializer
-from providers.tooling import tool_specs_from_openai
-from providers.types import ToolCall
 from surfaces import compat
 from tenants.models import Subtenant
 

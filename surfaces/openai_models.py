@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from llmwrapper.api import principal
 from providers import gateway
-from providers.errors import ProviderError
+from providers.core.errors import ProviderError
 from surfaces.openai_chat import OpenAIError, _OpenAIView
 
 

@@ -4,7 +4,7 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from providers.descriptors import all_descriptors
+from providers.core.descriptors import all_descriptors
 
 
 def provider_choices() -> list[tuple[str, str]]:

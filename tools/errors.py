@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.error_base import GatewayError
+from providers.core.error_base import GatewayError
 
 
 class ToolError(GatewayError):

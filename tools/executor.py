@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from asgiref.sync import sync_to_async
 
 from llmwrapper.observability.genai import observe_tool_call
-from providers.loop import ToolOutcome
-from providers.types import ToolCall, ToolSpec
+from providers.core.loop import ToolOutcome
+from providers.core.types import ToolCall, ToolSpec
 from tenants.models import Subtenant
 from tools import registry
 from tools.sources import SourceTool, ToolSource, catalog_cache

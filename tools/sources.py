@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from providers.content import Part
+from providers.core.content import Part
 from tenants.models import Subtenant
 
 
@@ -35,7 +35,7 @@ class SourceOutcome:
     is_error: bool = False
     failure: str | None = None  # a bounded error type for metrics when is_error
     # Images or documents for the model, `content` as a TextPart first (see
-    # providers.loop.ToolOutcome); empty for text only.
+    # providers.core.loop.ToolOutcome); empty for text only.
     parts: tuple[Part, ...] = ()
 
 

@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from chats import history
 from chats.models import Attachment, Chat, Message
 from conftest import async_client_for, client_for, read_sse
-from providers.content import DocumentPart, ImagePart, TextPart
+from providers.core.content import DocumentPart, ImagePart, TextPart
 from tools.mcp.testing import TINY_PDF, TINY_PNG, McpTestServer
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,8 +5,8 @@ import pytest
 from chats.history import fit_to_budget
 from chats.models import Chat, Message
 from conftest import client_for
-from providers.types import Message as M
-from providers.types import ToolCall
+from providers.core.types import Message as M
+from providers.core.types import ToolCall
 
 
 def test_oldest_units_are_dropped_first_and_the_newest_always_stays():

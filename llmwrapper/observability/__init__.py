@@ -2,7 +2,7 @@
 
 - `middleware.RequestObservabilityMiddleware`: one structured log line and the HTTP
   metrics per request, and the `X-Request-ID` header.
-- `genai`: what `providers.loop` and `tools.executor` call around each provider call and
+- `genai`: what `providers.core.loop` and `tools.executor` call around each provider call and
   each tool call (a span, metrics, and the figures the request log reports).
 - `metrics` / `views.metrics`: the Prometheus metrics and `GET /metrics`.
 - `tracing`: OpenTelemetry setup, off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set.

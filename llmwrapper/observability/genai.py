@@ -32,8 +32,8 @@ def _provider_kind(provider: Any) -> str:
 class ProviderCall:
     """One model call of the tool loop (retries and fallbacks included).
 
-    `provider` is the `providers.base.Provider` called: it describes the provider and
-    model tried first. The call's attempt events (`providers.types.AttemptStarted`,
+    `provider` is the `providers.core.base.Provider` called: it describes the provider and
+    model tried first. The call's attempt events (`providers.core.types.AttemptStarted`,
     `AttemptFailed`) say who answered and what failed on the way.
     """
 
@@ -73,7 +73,7 @@ class ProviderCall:
             self.answer = self.attempt
 
     def complete(self, usage: Any, *, finish_reason: str, first_token_ms: int | None) -> None:
-        """The stream ended normally; `usage` is its `providers.types.Usage`."""
+        """The stream ended normally; `usage` is its `providers.core.types.Usage`."""
         self.completed = True
         elapsed = time.perf_counter() - self.started
         answer = self.answer or self.attempt
@@ -169,7 +169,7 @@ def observe_provider_call(provider: Any, request: Any) -> Iterator[ProviderCall]
 
 @dataclass(frozen=True, slots=True)
 class _Attempt:
-    """An attempt, as `providers.types.AttemptStarted` describes one."""
+    """An attempt, as `providers.core.types.AttemptStarted` describes one."""
 
     provider: str
     model: str

@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from llmwrapper.errors import ApplicationError, ResourceNotFoundError, exception_handler
-from providers.error_base import GatewayError
-from providers.errors import ProviderError, ProviderRateLimitError, UnknownProviderError
+from providers.core.error_base import GatewayError
+from providers.core.errors import ProviderError, ProviderRateLimitError, UnknownProviderError
 from tenants.limits import RateLimitedError
 from tools.errors import SandboxTimeoutError, ToolError
 from tools.mcp.errors import McpConfigError, McpError, McpToolNotFoundError
@@ -20,7 +20,8 @@ def test_every_error_family_subclasses_the_one_base(family):
 
 def test_the_base_and_the_django_free_families_import_no_django():
     code = (
-        "import sys, providers.error_base, providers.errors, tools.errors, tools.mcp.errors\n"
+        "import sys, providers.core.error_base, providers.core.errors\n"
+        "import tools.errors, tools.mcp.errors\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('django', 'rest_framework', 'channels')))"
     )

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from providers.base import ProviderDescriptor
-from providers.descriptors import all_descriptors
+from providers.core.base import ProviderDescriptor
+from providers.core.descriptors import all_descriptors
 from providers.testing._chat import ChatFake, Reply
 from providers.testing._server import Script
 from providers.testing.fakes import fake_for

@@ -32,13 +32,13 @@ import contextlib
 import json
 import threading
 
-from providers.base import ProviderDescriptor
+from providers.core.base import ProviderDescriptor
+from providers.core.vendors.anthropic import AnthropicProvider
+from providers.core.vendors.ollama import OllamaProvider
+from providers.core.vendors.openai import OpenAIProvider
 from providers.testing._chat import CREATED, ChatFake, Frame, Reply, content_words, halves, sse
 from providers.testing._embeddings import EmbeddingFake, base64_vector, valid_inputs
 from providers.testing._server import RecordedRequest, Response, Script
-from providers.vendors.anthropic import AnthropicProvider
-from providers.vendors.ollama import OllamaProvider
-from providers.vendors.openai import OpenAIProvider
 
 
 class FakeOpenAI(EmbeddingFake):

@@ -7,14 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from providers.base import Provider
-from providers.descriptors import all_descriptors
-from providers.errors import ProviderError
-from providers.registry import ProviderConfig, ProviderRegistry, build_registry
-from providers.retry import RetryPolicy
-from providers.testing import fake_for
-from providers.testing.fakes import ChatFake
-from providers.types import (
+from providers.core.base import Provider
+from providers.core.descriptors import all_descriptors
+from providers.core.errors import ProviderError
+from providers.core.registry import ProviderConfig, ProviderRegistry, build_registry
+from providers.core.retry import RetryPolicy
+from providers.core.types import (
     AttemptFailed,
     AttemptStarted,
     ChatRequest,
@@ -23,6 +21,8 @@ from providers.types import (
     TextDelta,
     ToolSpec,
 )
+from providers.testing import fake_for
+from providers.testing.fakes import ChatFake
 
 DESCRIBED = {d.name: d for d in all_descriptors()}
 PROVIDER_NAMES = tuple(DESCRIBED)

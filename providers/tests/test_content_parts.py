@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from conftest import async_client_for
-from providers.content import ContentError, ContentLimits, ImagePart, TextPart, parse_content
+from providers.core.content import ContentError, ContentLimits, ImagePart, TextPart, parse_content
 from providers.models import LlmCall
 from providers.records import wait_idle
 from providers.testing.media import PDF, PNG, data_uri

@@ -14,11 +14,12 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 
 from conftest import async_client_for
-from providers import descriptors, gateway
-from providers.base import Capabilities, ProviderDescriptor, Setting
-from providers.registry import DEFAULT_PROVIDER_NAMES, build_registry, configs_from_env
+from providers import gateway
+from providers.core import descriptors
+from providers.core.base import Capabilities, ProviderDescriptor, Setting
+from providers.core.registry import DEFAULT_PROVIDER_NAMES, build_registry, configs_from_env
+from providers.core.vendors.openai import OpenAIProvider
 from providers.testing import FakeOpenAI
-from providers.vendors.openai import OpenAIProvider
 from tenants.models import Subtenant, provider_choices
 
 # A fifth vendor as one would add it: an OpenAI-compatible cloud that wants a key.
@@ -195,7 +196,7 @@ def test_a_vendor_kind_served_by_another_adapter_is_refused():
 
 def test_reading_the_descriptors_loads_no_vendor_sdk():
     code = (
-        "import sys, providers.descriptors, providers.registry;"
+        "import sys, providers.core.descriptors, providers.core.registry;"
         "loaded = [m for m in ('openai', 'anthropic') if m in sys.modules];"
         "assert not loaded, loaded"
     )

@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conftest import async_client_for, read_sse
-from providers.descriptors import all_descriptors
+from providers.core.descriptors import all_descriptors
 from providers.models import LlmCall
 from providers.records import wait_idle
 

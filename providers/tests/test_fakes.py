@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from providers.errors import ProviderAuthError
-from providers.registry import ProviderConfig, build_registry
+from providers.core.errors import ProviderAuthError
+from providers.core.registry import ProviderConfig, build_registry
 from providers.testing import FakeAnthropic, FakeOllama, FakeOpenAI
 from providers.tests.conftest import ask
 

@@ -10,11 +10,11 @@ from prometheus_client import REGISTRY
 
 from llmwrapper.observability import metrics, tracing
 from llmwrapper.observability.genai import observe_provider_call
-from providers.errors import ProviderAuthError
-from providers.loop import RoundCompleted, TurnOptions, run_turn
+from providers.core.errors import ProviderAuthError
+from providers.core.loop import RoundCompleted, TurnOptions, run_turn
+from providers.core.types import TextDelta
+from providers.core.wrapper import WithModel
 from providers.tests.conftest import FAST, ask
-from providers.types import TextDelta
-from providers.wrapper import WithModel
 
 OBSERVED = TurnOptions(policy=FAST, observe=observe_provider_call)
 

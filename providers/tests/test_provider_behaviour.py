@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from providers.errors import (
+from providers.core.errors import (
     ModelNotFoundError,
     ProviderAuthError,
     ProviderBadRequestError,
@@ -12,7 +12,18 @@ from providers.errors import (
     ProviderTimeoutError,
     ProviderUpstreamError,
 )
-from providers.retry import RetryPolicy, resilient
+from providers.core.retry import RetryPolicy, resilient
+from providers.core.types import (
+    ChatRequest,
+    Finished,
+    GenerationParams,
+    Message,
+    TextDelta,
+    ToolCallComplete,
+    Usage,
+    UsageEvent,
+    collect,
+)
 from providers.tests.conftest import (
     FAST,
     PROVIDER_NAMES,
@@ -23,17 +34,6 @@ from providers.tests.conftest import (
     drain,
     failures,
     text_of,
-)
-from providers.types import (
-    ChatRequest,
-    Finished,
-    GenerationParams,
-    Message,
-    TextDelta,
-    ToolCallComplete,
-    Usage,
-    UsageEvent,
-    collect,
 )
 
 # By kind (the wire protocol), so a vendor described with an existing adapter is covered.

@@ -7,17 +7,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from providers.base import Provider, ProviderConfig
-from providers.errors import ProviderNotConfiguredError, UnknownProviderError
-from providers.registry import (
+from providers.core.base import Provider, ProviderConfig
+from providers.core.errors import ProviderNotConfiguredError, UnknownProviderError
+from providers.core.registry import (
     DEFAULT_PROVIDER_NAMES,
     ProviderRegistry,
     build_registry,
     configs_from_env,
     parse_model,
 )
+from providers.core.types import ChatRequest, Finished, Message, StreamEvent, TextDelta
 from providers.testing import FakeOpenAI
-from providers.types import ChatRequest, Finished, Message, StreamEvent, TextDelta
 
 KNOWN = set(DEFAULT_PROVIDER_NAMES)
 

@@ -7,18 +7,25 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from providers.base import Provider, ProviderConfig
-from providers.errors import (
+from providers.core.base import Provider, ProviderConfig
+from providers.core.errors import (
     ProviderAuthError,
     ProviderBadRequestError,
     ProviderRateLimitError,
     ProviderStreamInterruptedError,
     ProviderUpstreamError,
 )
-from providers.retry import Retrying, RetryPolicy, resilient
+from providers.core.retry import Retrying, RetryPolicy, resilient
+from providers.core.types import (
+    AttemptStarted,
+    ChatRequest,
+    Finished,
+    StreamEvent,
+    TextDelta,
+    collect,
+)
+from providers.core.wrapper import WithModel
 from providers.tests.conftest import FAST, ask, attempted, drain, failures, text_of
-from providers.types import AttemptStarted, ChatRequest, Finished, StreamEvent, TextDelta, collect
-from providers.wrapper import WithModel
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from providers.errors import (
+from providers.core.errors import (
     ProviderStreamInterruptedError,
     ProviderTimeoutError,
     ProviderUpstreamError,
@@ -16,8 +16,8 @@ from providers.errors import (
     parse_retry_after,
     redact,
 )
-from providers.tooling import forced_tool_name, parse_arguments, tool_specs_from_openai
-from providers.types import (
+from providers.core.tooling import forced_tool_name, parse_arguments, tool_specs_from_openai
+from providers.core.types import (
     Finished,
     StreamEvent,
     TextDelta,

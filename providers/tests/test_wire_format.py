@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from providers.core.types import ChatRequest, Finished, GenerationParams, Message
 from providers.tests.conftest import WEATHER, Upstream, ask
-from providers.types import ChatRequest, Finished, GenerationParams, Message
 
 PARIS = {"name": "get_weather", "arguments": {"city": "Paris"}}
 OSLO = {"name": "get_weather", "arguments": {"city": "Oslo"}}

@@ -14,8 +14,8 @@ from llmwrapper.auth import ApiKeyOrXApiKeyAuthentication
 from llmwrapper.openapi import ERROR_DESCRIPTIONS, ApiSchema
 from llmwrapper.sse import stream_response
 from providers import gateway
+from providers.core.types import ChatRequest, GenerationParams
 from providers.models import LlmCall
-from providers.types import ChatRequest, GenerationParams
 from surfaces import compat
 from surfaces.anthropic.errors import AnthropicError, anthropic_error
 from surfaces.anthropic.events import Reply

@@ -11,9 +11,9 @@ from rest_framework import exceptions as drf_exceptions
 
 from llmwrapper.db import DB_ERRORS
 from llmwrapper.errors import database_unavailable
-from providers.content import ContentError
-from providers.error_base import GatewayError
-from providers.errors import ProviderError
+from providers.core.content import ContentError
+from providers.core.error_base import GatewayError
+from providers.core.errors import ProviderError
 
 logger = logging.getLogger(__name__)
 

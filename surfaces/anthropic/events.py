@@ -9,9 +9,9 @@ from typing import Any
 
 import pipeline
 from llmwrapper.sse import encode
-from providers import wire
-from providers.loop import TurnCompleted
-from providers.types import ToolCall
+from providers.core import wire
+from providers.core.loop import TurnCompleted
+from providers.core.types import ToolCall
 from surfaces import compat
 from surfaces.anthropic.errors import anthropic_error
 

@@ -11,9 +11,15 @@ from rest_framework import serializers
 import pipeline
 from chats.history import DOCUMENT_BYTES_PER_TOKEN, IMAGE_TOKENS
 from providers import gateway
-from providers.content import ContentError, ContentLimits, DocumentPart, ImagePart, parse_content
-from providers.registry import ProviderRegistry
-from providers.types import Message, ToolCall, ToolSpec
+from providers.core.content import (
+    ContentError,
+    ContentLimits,
+    DocumentPart,
+    ImagePart,
+    parse_content,
+)
+from providers.core.registry import ProviderRegistry
+from providers.core.types import Message, ToolCall, ToolSpec
 
 # The model's thinking in an assistant turn sent back: not passed on (the gateway does
 # not return thinking blocks either).

@@ -11,7 +11,7 @@ from typing import Any
 
 import pipeline
 from llmwrapper.sse import encode
-from providers.types import ToolCall
+from providers.core.types import ToolCall
 from surfaces.openai_chat import openai_error
 from surfaces.responses import wire
 

@@ -17,7 +17,7 @@ from typing import Any
 import pipeline
 from llmwrapper import db
 from providers import gateway
-from providers.types import Message
+from providers.core.types import Message
 from surfaces.openai_chat import OpenAIError
 from surfaces.responses import store, wire
 from tenants.models import ApiKey, Subtenant

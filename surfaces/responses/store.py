@@ -12,9 +12,9 @@ from typing import Any
 
 from chats import history
 from chats.models import Chat, Message
-from providers import types
-from providers.types import ToolCall
-from providers.wire import tool_call_from_api
+from providers.core import types
+from providers.core.types import ToolCall
+from providers.core.wire import tool_call_from_api
 from surfaces.openai_chat import OpenAIError
 from surfaces.responses import wire
 from tenants.models import Subtenant

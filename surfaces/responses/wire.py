@@ -8,11 +8,11 @@ import time
 import uuid
 from typing import Any
 
-from providers import wire
-from providers.content import ContentError, ContentLimits, Part, parse_content
-from providers.loop import TurnCompleted
-from providers.tooling import parse_arguments
-from providers.types import Message, ToolCall, ToolSpec
+from providers.core import wire
+from providers.core.content import ContentError, ContentLimits, Part, parse_content
+from providers.core.loop import TurnCompleted
+from providers.core.tooling import parse_arguments
+from providers.core.types import Message, ToolCall, ToolSpec
 
 _ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 _IGNORED_ITEMS = ("reasoning",)  # a model's reasoning summary: nothing to send back

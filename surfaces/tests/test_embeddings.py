@@ -12,11 +12,11 @@ import pytest
 from langchain_openai import OpenAIEmbeddings
 
 from llmwrapper.observability.logging import JsonFormatter
+from providers.core.vendors.ollama import OllamaProvider
 from providers.models import LlmCall, Price
 from providers.prices import price_cache_clear
 from providers.records import wait_idle
 from providers.testing import fake_vector
-from providers.vendors.ollama import OllamaProvider
 from tenants.limits import budget_period
 from tenants.models import ApiKey, TokenUsage
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.error_base import GatewayError
+from providers.core.error_base import GatewayError
 
 
 class McpError(GatewayError):

@@ -1,7 +1,7 @@
 """An MCP tool result's content as what a model reads: text, images and documents.
 
 Text blocks and text resources become text; images and image or PDF resource blobs
-become content parts (`providers.content`), checked like the parts a client sends:
+become content parts (`providers.core.content`), checked like the parts a client sends:
 accepted types only, valid base64, bytes that look like their type, within the size
 limits. Whatever the model cannot take (audio, another type, an oversize or broken
 binary) becomes a short note in the text, never an error: the tool did run. Resource
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from providers.content import (
+from providers.core.content import (
     DOCUMENT_TYPES,
     IMAGE_TYPES,
     BinaryPart,

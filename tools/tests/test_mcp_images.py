@@ -6,7 +6,7 @@ import base64
 import pytest
 
 from conftest import async_client_for
-from providers.content import ContentLimits, DocumentPart, ImagePart, TextPart
+from providers.core.content import ContentLimits, DocumentPart, ImagePart, TextPart
 from tools.mcp.result_content import TRUNCATED, result_content
 from tools.mcp.testing import TINY_PDF, TINY_PNG, McpTestServer
 

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 
 from chats.models import Chat, Message
 from conftest import async_client_for, read_sse
-from providers.types import ToolCall
+from providers.core.types import ToolCall
 from tools import registry
 from tools.executor import executor_for
 from tools.sources import SourceOutcome, SourceTool, ToolSource, catalog_cache

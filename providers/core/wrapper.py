@@ -12,8 +12,8 @@ import abc
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from providers.base import Provider
-from providers.types import ChatRequest, ChatResult, StreamEvent, collect
+from providers.core.base import Provider
+from providers.core.types import ChatRequest, ChatResult, StreamEvent, collect
 
 
 def events_of(

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from providers.content import Part
-from providers.errors import ProviderError, ProviderStreamInterruptedError
+from providers.core.content import Part
+from providers.core.errors import ProviderError, ProviderStreamInterruptedError
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
@@ -40,7 +40,7 @@ class Message:
     tool_call_id: str | None = None  # set on role="tool": which call this answers
     name: str | None = None  # on role="tool": the tool's name (Ollama needs it)
     # The whole content, in order, when it holds images or documents (`content` is then
-    # the text of these parts); empty for text-only messages. See providers.content.
+    # the text of these parts); empty for text-only messages. See providers.core.content.
     parts: tuple[Part, ...] = ()
 
 
@@ -109,7 +109,7 @@ class Finished:
 
 
 # Attempt events say how a call got to its answer; they are not part of the answer. A
-# `providers.retry.Retrying` provider yields AttemptStarted before each attempt, and the
+# `providers.core.retry.Retrying` provider yields AttemptStarted before each attempt, and the
 # wrappers around it yield AttemptFailed for each failure they get past (a retry or a
 # fallback); the last AttemptStarted names the provider that answered.
 

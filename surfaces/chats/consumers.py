@@ -43,13 +43,14 @@ from django.conf import settings
 from rest_framework.exceptions import APIException, NotAuthenticated
 
 import pipeline
-from chats import fanout, selectors, turns
+from chats import fanout, selectors
 from chats.serializers import SendMessageSerializer
 from llmwrapper import safejson
 from llmwrapper.auth import authenticate_raw_key, parse_bearer
 from llmwrapper.errors import ApplicationError, error_body
 from llmwrapper.observability.metrics import ACTIVE_STREAMS
-from providers.error_base import GatewayError
+from providers.core.error_base import GatewayError
+from surfaces.chats import turns
 from tenants.limits import check_request
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from providers.error_base import GatewayError
+from providers.core.error_base import GatewayError
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 DOCUMENT_TYPES = ("application/pdf",)

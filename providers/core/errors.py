@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from providers.error_base import GatewayError
+from providers.core.error_base import GatewayError
 
 
 class ProviderError(GatewayError):

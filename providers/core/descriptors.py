@@ -1,6 +1,6 @@
 """The one list of vendors. Each descriptor is declared next to its adapter; everything
 that names providers is derived from this list: the registry's configurations and "is it
-configured?" (`providers.registry`), the settings the gateway reads and their defaults
+configured?" (`providers.core.registry`), the settings the gateway reads and their defaults
 (`providers.gateway`, `llmwrapper.settings`), the subtenants' default_provider choices,
 the model listing with each vendor's capabilities, and the test fakes.
 
@@ -11,10 +11,10 @@ vendor SDK: adapters import theirs when an instance is built.
 
 from __future__ import annotations
 
-from providers.base import ProviderDescriptor, Setting
-from providers.vendors.anthropic import ANTHROPIC
-from providers.vendors.ollama import LOCAL
-from providers.vendors.openai import OPENAI, PRIVATE
+from providers.core.base import ProviderDescriptor, Setting
+from providers.core.vendors.anthropic import ANTHROPIC
+from providers.core.vendors.ollama import LOCAL
+from providers.core.vendors.openai import OPENAI, PRIVATE
 
 __all__ = [
     "ProviderDescriptor",

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, aclosing
 from typing import Any
 
-from providers.base import Provider
-from providers.types import (
+from providers.core.base import Provider
+from providers.core.types import (
     AttemptFailed,
     AttemptStarted,
     ChatRequest,
@@ -23,7 +23,7 @@ from providers.types import (
     Usage,
     UsageEvent,
 )
-from providers.wrapper import WrapperProvider, events_of
+from providers.core.wrapper import WrapperProvider, events_of
 
 # (provider, request) -> a context manager giving the observed call: `events(...)`,
 # `attempt_started`, `attempt_failed`, `output_started`, `complete(usage, ...)`.

@@ -1,9 +1,9 @@
-"""What the adapters share about images and documents (see providers.content)."""
+"""What the adapters share about images and documents (see providers.core.content)."""
 
 from __future__ import annotations
 
-from providers.content import BinaryPart, DocumentPart, ImagePart, Part, TextPart
-from providers.types import Message
+from providers.core.content import BinaryPart, DocumentPart, ImagePart, Part, TextPart
+from providers.core.types import Message
 
 
 def lift_tool_parts(messages: tuple[Message, ...]) -> list[Message]:

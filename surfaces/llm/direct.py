@@ -7,7 +7,7 @@ from contextlib import aclosing
 from typing import Any
 
 import pipeline
-from providers import wire
+from providers.core import wire
 
 
 async def direct_events(turn: pipeline.Turn) -> AsyncIterator[tuple[str, dict]]:

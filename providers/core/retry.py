@@ -29,7 +29,7 @@ answer, and would only cost the vendor a request; the error at hand is raised in
 and the call makes no further attempt. In a tool loop, each model call has its own
 deadline.
 
-The way to the answer is in the stream, as attempt events (`providers.types`):
+The way to the answer is in the stream, as attempt events (`providers.core.types`):
 `Retrying` yields `AttemptStarted` before each attempt and `AttemptFailed` before each
 retry, `WithFallbacks` yields `AttemptFailed` before trying the next provider.
 """
@@ -45,14 +45,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from providers.base import Provider
-from providers.errors import (
+from providers.core.base import Provider
+from providers.core.errors import (
     ProviderBadRequestError,
     ProviderError,
     ProviderStreamInterruptedError,
     ProviderTimeoutError,
 )
-from providers.types import (
+from providers.core.types import (
     AttemptFailed,
     AttemptStarted,
     ChatRequest,
@@ -60,11 +60,11 @@ from providers.types import (
     OutputEvent,
     StreamEvent,
 )
-from providers.wrapper import WrapperProvider, events_of
+from providers.core.wrapper import WrapperProvider, events_of
 
 logger = logging.getLogger(__name__)
 
-# Primary first; each provider asks for its own model (see `providers.wrapper.WithModel`).
+# Primary first; each provider asks for its own model (see `providers.core.wrapper.WithModel`).
 ProviderChain = list[Provider]
 T = TypeVar("T")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from providers.base import ProviderConfig
-from providers.vendors.openai import OpenAIProvider
+from providers.core.base import ProviderConfig
+from providers.core.vendors.openai import OpenAIProvider
 
 DEFAULT_API_VERSION = "2024-10-21"
 

@@ -15,11 +15,11 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from providers.content import Part, TextPart
-from providers.errors import ProviderError
-from providers.observed import CallObserver, Observed
-from providers.retry import ProviderChain, RetryPolicy, resilient
-from providers.types import (
+from providers.core.content import Part, TextPart
+from providers.core.errors import ProviderError
+from providers.core.observed import CallObserver, Observed
+from providers.core.retry import ProviderChain, RetryPolicy, resilient
+from providers.core.types import (
     AttemptStarted,
     ChatRequest,
     Finished,
@@ -31,7 +31,7 @@ from providers.types import (
     Usage,
     UsageEvent,
 )
-from providers.wrapper import events_of
+from providers.core.wrapper import events_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ class ToolOutcome:
     content: str  # the result's text
     is_error: bool = False
     # Images or documents the tool returned, with its text as a TextPart first; empty
-    # for a text-only result (see providers.content).
+    # for a text-only result (see providers.core.content).
     parts: tuple[Part, ...] = ()
 
 
@@ -99,7 +99,7 @@ class TurnOptions:
     tool_timeout_s: float = 30.0
     max_result_chars: int = 16_000
     policy: RetryPolicy = field(default_factory=RetryPolicy)
-    # Telemetry for each model call (None: none; see providers.observed).
+    # Telemetry for each model call (None: none; see providers.core.observed).
     observe: CallObserver | None = None
 
 

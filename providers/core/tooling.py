@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from providers.types import ToolSpec
+from providers.core.types import ToolSpec
 
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
-from providers.content import part_to_openai
-from providers.errors import (
+from providers.core.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
+from providers.core.content import part_to_openai
+from providers.core.errors import (
     ProviderError,
     ProviderStreamInterruptedError,
     ProviderTimeoutError,
@@ -27,8 +27,8 @@ from providers.errors import (
     parse_retry_after,
     redact,
 )
-from providers.tooling import parse_arguments
-from providers.types import (
+from providers.core.tooling import parse_arguments
+from providers.core.types import (
     ChatRequest,
     ChatResult,
     Finished,
@@ -41,8 +41,8 @@ from providers.types import (
     Usage,
     UsageEvent,
 )
-from providers.vendors.openai_embeddings import OpenAIEmbeddings
-from providers.vendors.parts import lift_tool_parts
+from providers.core.vendors.openai_embeddings import OpenAIEmbeddings
+from providers.core.vendors.parts import lift_tool_parts
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",

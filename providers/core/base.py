@@ -9,8 +9,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
-from providers.errors import ProviderBadRequestError, ProviderTimeoutError
-from providers.types import (
+from providers.core.errors import ProviderBadRequestError, ProviderTimeoutError
+from providers.core.types import (
     ChatRequest,
     ChatResult,
     EmbeddingRequest,
@@ -79,7 +79,7 @@ class Capabilities:
     """What the vendor's API accepts; the pipeline refuses parts the primary cannot take."""
 
     tools: bool = False
-    images: bool = False  # image parts in user messages (providers.content)
+    images: bool = False  # image parts in user messages (providers.core.content)
     documents: bool = False  # PDF parts
     image_urls: bool = False  # fetches https:// images itself (else the gateway sends bytes)
     embeddings: bool = False
@@ -87,7 +87,7 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class ProviderDescriptor:
-    """A vendor as its adapter describes it; `providers.descriptors` registers them, and
+    """A vendor as its adapter describes it; `providers.core.descriptors` registers them, and
     the registry, the settings, the default_provider choices and the model listing are
     all derived from that list."""
 
@@ -113,7 +113,7 @@ class Provider(abc.ABC):
     """One configured upstream. Instances hold pooled SDK clients: build once, reuse.
 
     Adapters never let an SDK or transport exception escape: everything becomes a
-    `providers.errors.ProviderError`. A stream either ends with a `Finished` event or
+    `providers.core.errors.ProviderError`. A stream either ends with a `Finished` event or
     raises; it never ends silently truncated.
     """
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
-from providers.content import ImagePart, Part, TextPart
-from providers.errors import (
+from providers.core.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
+from providers.core.content import ImagePart, Part, TextPart
+from providers.core.errors import (
     ProviderBadRequestError,
     ProviderError,
     ProviderStreamInterruptedError,
@@ -27,8 +27,8 @@ from providers.errors import (
     parse_retry_after,
     redact,
 )
-from providers.tooling import parse_arguments, tool_choice_mode
-from providers.types import (
+from providers.core.tooling import parse_arguments, tool_choice_mode
+from providers.core.types import (
     ChatRequest,
     ChatResult,
     EmbeddingRequest,
@@ -43,7 +43,7 @@ from providers.types import (
     Usage,
     UsageEvent,
 )
-from providers.vendors.parts import lift_tool_parts, omitted
+from providers.core.vendors.parts import lift_tool_parts, omitted
 
 _DONE: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 

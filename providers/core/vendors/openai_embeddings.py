@@ -12,8 +12,8 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from providers.errors import ProviderUpstreamError
-from providers.types import EmbeddingRequest, EmbeddingResult, Usage
+from providers.core.errors import ProviderUpstreamError
+from providers.core.types import EmbeddingRequest, EmbeddingResult, Usage
 
 
 class OpenAIEmbeddings:

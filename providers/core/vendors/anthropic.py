@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from providers.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
-from providers.content import ImagePart, Part, TextPart
-from providers.errors import (
+from providers.core.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
+from providers.core.content import ImagePart, Part, TextPart
+from providers.core.errors import (
     ProviderError,
     ProviderStreamInterruptedError,
     ProviderTimeoutError,
@@ -25,8 +25,8 @@ from providers.errors import (
     parse_retry_after,
     redact,
 )
-from providers.tooling import forced_tool_name, parse_arguments, tool_choice_mode
-from providers.types import (
+from providers.core.tooling import forced_tool_name, parse_arguments, tool_choice_mode
+from providers.core.types import (
     ChatRequest,
     ChatResult,
     Finished,
@@ -77,7 +77,7 @@ class AnthropicProvider(Provider):
             api_key=config.api_key,
             base_url=config.base_url,
             timeout=anthropic.Timeout(config.read_timeout, connect=config.connect_timeout),
-            max_retries=0,  # retries are ours (providers.retry)
+            max_retries=0,  # retries are ours (providers.core.retry)
             default_headers=config.extra_headers or None,
             open_telemetry=False,  # our own observability records calls
             http_client=http_client,

@@ -1,7 +1,7 @@
 """Which providers exist, how they are configured, and the instances that serve them.
 
 The providers and their settings come from the vendors' descriptors
-(`providers.descriptors`); a kind without a descriptor (a test double, a plugin's own
+(`providers.core.descriptors`); a kind without a descriptor (a test double, a plugin's own
 adapter) is one adapter class plus one `ProviderRegistry.register(kind, factory)` call.
 Instances are built lazily on first use and cached, so SDK connection
 pools are reused across requests. The cache is kept per event loop: pooled async
@@ -17,9 +17,9 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 
-from providers.base import Provider, ProviderConfig, ProviderDescriptor, ProviderKind
-from providers.descriptors import all_descriptors
-from providers.errors import ProviderNotConfiguredError, UnknownProviderError
+from providers.core.base import Provider, ProviderConfig, ProviderDescriptor, ProviderKind
+from providers.core.descriptors import all_descriptors
+from providers.core.errors import ProviderNotConfiguredError, UnknownProviderError
 
 __all__ = [
     "DEFAULT_PROVIDER_NAMES",
@@ -143,7 +143,7 @@ def _register_builtin_kinds() -> None:
     for described in all_descriptors():
         ProviderRegistry._factories.setdefault(described.kind, described.adapter)
     # A kind only stored connections use (no provider is configured from settings).
-    from providers.vendors.azure import AzureOpenAIProvider
+    from providers.core.vendors.azure import AzureOpenAIProvider
 
     ProviderRegistry._factories.setdefault("azure_openai", AzureOpenAIProvider)
 

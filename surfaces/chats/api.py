@@ -1,6 +1,6 @@
 """Sending messages: `POST /chats/{id}/messages` (sync) and `/messages/stream` (SSE).
 
-Both run the same turn (the pipeline, formatted by chats.turns); the sync view collects
+Both run the same turn (the pipeline, formatted by surfaces.chats.turns); the sync view collects
 its events, the SSE view encodes them. An `Idempotency-Key` header makes a retried send return the
 original outcome instead of sending twice.
 """
@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 import pipeline
-from chats import leases, selectors, services, turns
+from chats import leases, selectors, services
 from chats.models import IdempotencyRecord
 from chats.serializers import MessageSerializer, SendMessageSerializer
 from llmwrapper import db
@@ -32,6 +32,7 @@ from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.errors import ValidationFailedError
 from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
+from surfaces.chats import turns
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",

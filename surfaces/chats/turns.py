@@ -16,8 +16,8 @@ import pipeline
 from chats import fanout
 from chats.models import Chat, Message
 from chats.serializers import message_to_api
-from providers import wire
-from providers.tooling import tool_specs_from_openai
+from providers.core import wire
+from providers.core.tooling import tool_specs_from_openai
 from tenants.models import ApiKey
 
 

@@ -18,10 +18,12 @@ from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
 from llmwrapper.tenancy import abilled_subtenant, named_subtenant
-from providers import direct, gateway, wire
-from providers.errors import ProviderError
+from providers import gateway
+from providers.core import wire
+from providers.core.errors import ProviderError
+from providers.core.tooling import tool_specs_from_openai
 from providers.request_fields import GenerationFieldsMixin, MessageInputSerializer
-from providers.tooling import tool_specs_from_openai
+from surfaces.llm import direct
 
 
 class CompletionRequestSerializer(StrictSerializer, GenerationFieldsMixin):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from providers.content import ContentLimits, parse_content, part_to_openai
-from providers.loop import ToolResult, TurnCompleted
-from providers.tooling import parse_arguments
-from providers.types import GenerationParams, Message, ToolCall, Usage
+from providers.core.content import ContentLimits, parse_content, part_to_openai
+from providers.core.loop import ToolResult, TurnCompleted
+from providers.core.tooling import parse_arguments
+from providers.core.types import GenerationParams, Message, ToolCall, Usage
 
 PARAM_NAMES = (
     "temperature",
