@@ -15,6 +15,8 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Callable
+from typing import Any, TextIO
 
 import httpx
 
@@ -36,13 +38,41 @@ CUSTOM_TOOL = {
 }
 
 
-def main(base_url: str, admin_key: str, *, out=sys.stdout) -> dict:  # type: ignore[no-untyped-def]
+def main(base_url: str, admin_key: str, *, out: TextIO = sys.stdout) -> dict[str, Any]:
     def say(*parts: object) -> None:
         print(*parts, file=out)
 
-    admin = httpx.Client(
-        base_url=f"{base_url}/api/v1", headers={"Authorization": f"Bearer {admin_key}"}, timeout=60
+    admin = _client(base_url, admin_key)
+    subtenant, key = _create_subtenant(admin)
+    api = _client(base_url, key)
+    functions = _register_custom_function(admin, api, say)
+    chat = (
+        api.post(f"/subtenants/{subtenant['id']}/chats", json={"title": "Function calling"})
+        .raise_for_status()
+        .json()
     )
+
+    # New tools format: server-side built-ins run on the server; custom_function is the client's.
+    answer = _ask(api, chat["id"], tools=[{"type": "function", "function": CUSTOM_TOOL}])
+    for message in answer["messages"]:
+        if message["role"] == "tool":
+            say(f"  tool {message['name']} -> {message['content']}")
+    say("assistant:", answer["message"]["content"])
+
+    # Legacy functions format: the same request shape of older clients.
+    legacy = _ask(api, chat["id"], functions=[CUSTOM_TOOL])
+    say("assistant (legacy functions format):", legacy["message"]["content"])
+    return {"tools_format": answer, "functions_format": legacy, "functions": functions}
+
+
+def _client(base_url: str, key: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{base_url}/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60
+    )
+
+
+def _create_subtenant(admin: httpx.Client) -> tuple[dict[str, Any], str]:
+    """A new subtenant and an API key for it."""
     subtenant = (
         admin.post("/subtenants", json={"name": f"example-{uuid.uuid4().hex[:8]}"})
         .raise_for_status()
@@ -53,10 +83,13 @@ def main(base_url: str, admin_key: str, *, out=sys.stdout) -> dict:  # type: ign
         .raise_for_status()
         .json()["key"]
     )
-    api = httpx.Client(
-        base_url=f"{base_url}/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60
-    )
+    return subtenant, key
 
+
+def _register_custom_function(
+    admin: httpx.Client, api: httpx.Client, say: Callable[..., None]
+) -> list[str]:
+    """Register ``weather_check`` and run it once; the names of the available functions."""
     # A custom function (code functions need an admin key; the sandbox runs them).
     registered = admin.post("/functions/register", json=WEATHER_FUNCTION)
     say("register weather_check:", registered.status_code)
@@ -67,42 +100,19 @@ def main(base_url: str, admin_key: str, *, out=sys.stdout) -> dict:  # type: ign
             "/functions/weather_check/execute", json={"arguments": {"location": "Paris"}}
         )
         say("weather_check(Paris):", run.json().get("result", run.json()))
+    return functions
 
-    chat = (
-        api.post(f"/subtenants/{subtenant['id']}/chats", json={"title": "Function calling"})
-        .raise_for_status()
-        .json()
-    )
 
-    # New tools format: server-side built-ins run on the server; custom_function is the client's.
-    answer = (
+def _ask(api: httpx.Client, chat_id: str, **tools: Any) -> dict[str, Any]:
+    """The chat's answer to ``QUESTION``, offering the client's tools as ``tools`` says."""
+    return (
         api.post(
-            f"/chats/{chat['id']}/messages",
-            json={
-                "content": QUESTION,
-                "include_memories": False,
-                "tools": [{"type": "function", "function": CUSTOM_TOOL}],
-            },
+            f"/chats/{chat_id}/messages",
+            json={"content": QUESTION, "include_memories": False, **tools},
         )
         .raise_for_status()
         .json()
     )
-    for message in answer["messages"]:
-        if message["role"] == "tool":
-            say(f"  tool {message['name']} -> {message['content']}")
-    say("assistant:", answer["message"]["content"])
-
-    # Legacy functions format: the same request shape of older clients.
-    legacy = (
-        api.post(
-            f"/chats/{chat['id']}/messages",
-            json={"content": QUESTION, "include_memories": False, "functions": [CUSTOM_TOOL]},
-        )
-        .raise_for_status()
-        .json()
-    )
-    say("assistant (legacy functions format):", legacy["message"]["content"])
-    return {"tools_format": answer, "functions_format": legacy, "functions": functions}
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ async def open_transport(
     url_guard: UrlGuard | None,
     http_client_factory: HttpClientFactory,
 ) -> AsyncIterator[TransportStreams]:
+    """The session's pair of streams over ``config``'s transport; the HTTP status of a
+    refused request or redirect is kept on ``conn``."""
     if config.transport == "stdio":
         assert config.command is not None
         # No shell: command and args go to exec as they are. The SDK adds only
@@ -81,13 +83,7 @@ async def open_transport(
         return
 
     assert config.url is not None
-    addresses: Sequence[str] | None = None
-    if url_guard is not None:
-        try:
-            vetted = await url_guard(config.url)
-        except Exception as exc:
-            raise _GuardRefused(guard_reason(exc)) from exc
-        addresses = list(vetted) if isinstance(vetted, list | tuple) and vetted else None
+    addresses = await _vetted_addresses(url_guard, config.url)
     headers = config.request_headers()
     if config.transport == "websocket":
         async with websocket_client(
@@ -95,6 +91,41 @@ async def open_transport(
         ) as streams:
             yield streams
         return
+
+    factory = _no_redirect_factory(http_client_factory, conn)
+    timeout = httpx2.Timeout(config.timeout_s, read=max(HTTP_READ_TIMEOUT_S, config.timeout_s))
+    if config.transport == "sse":
+        async with sse_client(
+            config.url,
+            headers=headers,
+            timeout=config.timeout_s,
+            sse_read_timeout=timeout.read or HTTP_READ_TIMEOUT_S,
+            httpx_client_factory=factory,
+        ) as streams:
+            yield streams
+        return
+    http_client = factory(headers=headers, timeout=timeout)
+    async with http_client, streamable_http_client(config.url, http_client=http_client) as s:
+        yield s
+
+
+async def _vetted_addresses(url_guard: UrlGuard | None, url: str) -> Sequence[str] | None:
+    """The addresses the guard vetted for ``url`` (None: resolve as usual); a refusal
+    raises ``_GuardRefused``."""
+    if url_guard is None:
+        return None
+    try:
+        vetted = await url_guard(url)
+    except Exception as exc:
+        raise _GuardRefused(guard_reason(exc)) from exc
+    return list(vetted) if isinstance(vetted, list | tuple) and vetted else None
+
+
+def _no_redirect_factory(
+    http_client_factory: HttpClientFactory, conn: HttpStatusRecorder
+) -> HttpClientFactory:
+    """``http_client_factory``'s clients, refusing redirects and recording error
+    statuses on ``conn``."""
 
     def factory(
         headers: dict[str, str] | None = None,
@@ -115,17 +146,4 @@ async def open_transport(
         client.event_hooks["response"].append(record_status)
         return client
 
-    timeout = httpx2.Timeout(config.timeout_s, read=max(HTTP_READ_TIMEOUT_S, config.timeout_s))
-    if config.transport == "sse":
-        async with sse_client(
-            config.url,
-            headers=headers,
-            timeout=config.timeout_s,
-            sse_read_timeout=timeout.read or HTTP_READ_TIMEOUT_S,
-            httpx_client_factory=factory,
-        ) as streams:
-            yield streams
-        return
-    http_client = factory(headers=headers, timeout=timeout)
-    async with http_client, streamable_http_client(config.url, http_client=http_client) as s:
-        yield s
+    return factory

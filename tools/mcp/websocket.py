@@ -100,6 +100,62 @@ async def _open(
     raise last_error
 
 
+def _connect_options(
+    headers: Mapping[str, str] | None, *, timeout: float, max_message_bytes: int
+) -> dict[str, Any]:
+    return {
+        "subprotocols": [SUBPROTOCOL],
+        "additional_headers": dict(headers or {}),
+        "open_timeout": timeout,
+        "max_size": max_message_bytes,
+        # An MCP session idles between tool calls for minutes; keepalive pings find a
+        # dead peer before the next call has to.
+        "ping_interval": 20,
+        "ping_timeout": 20,
+        "close_timeout": 2,
+    }
+
+
+@asynccontextmanager
+async def _message_streams(ws: ClientConnection) -> AsyncIterator[TransportStreams]:
+    """The session's pair of streams, fed from and drained into the open socket."""
+    read_writer: MemoryObjectSendStream[SessionMessage | Exception]
+    read_stream: MemoryObjectReceiveStream[SessionMessage | Exception]
+    read_writer, read_stream = anyio.create_memory_object_stream(0)
+    write_stream: MemoryObjectSendStream[SessionMessage]
+    write_reader: MemoryObjectReceiveStream[SessionMessage]
+    write_stream, write_reader = anyio.create_memory_object_stream(0)
+
+    async def reader() -> None:
+        # Closing read_writer (on any exit) is how the session learns the socket is
+        # gone: its pending requests then fail with "connection closed".
+        async with read_writer:
+            try:
+                async for frame in ws:
+                    await read_writer.send(parse_frame(frame))
+            except ConnectionClosed:
+                pass
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass  # the session went away first
+
+    async def writer() -> None:
+        async with write_reader:
+            try:
+                async for message in write_reader:
+                    await ws.send(encode_message(message))
+            except ConnectionClosed:
+                # Unblock the session instead of letting requests wait forever.
+                await read_writer.aclose()
+
+    async with read_stream, write_stream, anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        tg.start_soon(writer)
+        try:
+            yield read_stream, write_stream
+        finally:
+            tg.cancel_scope.cancel()
+
+
 @asynccontextmanager
 async def websocket_client(
     url: str,
@@ -117,57 +173,13 @@ async def websocket_client(
     redirect status or without the ``mcp`` subprotocol, and ``OSError`` when it cannot
     be reached.
     """
-    options: dict[str, Any] = {
-        "subprotocols": [SUBPROTOCOL],
-        "additional_headers": dict(headers or {}),
-        "open_timeout": timeout,
-        "max_size": max_message_bytes,
-        # An MCP session idles between tool calls for minutes; keepalive pings find a
-        # dead peer before the next call has to.
-        "ping_interval": 20,
-        "ping_timeout": 20,
-        "close_timeout": 2,
-    }
+    options = _connect_options(headers, timeout=timeout, max_message_bytes=max_message_bytes)
     websocket_cm, ws = await _open(url, options, addresses)
     try:
         if ws.subprotocol != SUBPROTOCOL:
             raise WebSocketHandshakeError("server did not accept the 'mcp' WebSocket subprotocol")
-
-        read_writer: MemoryObjectSendStream[SessionMessage | Exception]
-        read_stream: MemoryObjectReceiveStream[SessionMessage | Exception]
-        read_writer, read_stream = anyio.create_memory_object_stream(0)
-        write_stream: MemoryObjectSendStream[SessionMessage]
-        write_reader: MemoryObjectReceiveStream[SessionMessage]
-        write_stream, write_reader = anyio.create_memory_object_stream(0)
-
-        async def reader() -> None:
-            # Closing read_writer (on any exit) is how the session learns the socket is
-            # gone: its pending requests then fail with "connection closed".
-            async with read_writer:
-                try:
-                    async for frame in ws:
-                        await read_writer.send(parse_frame(frame))
-                except ConnectionClosed:
-                    pass
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    pass  # the session went away first
-
-        async def writer() -> None:
-            async with write_reader:
-                try:
-                    async for message in write_reader:
-                        await ws.send(encode_message(message))
-                except ConnectionClosed:
-                    # Unblock the session instead of letting requests wait forever.
-                    await read_writer.aclose()
-
-        async with read_stream, write_stream, anyio.create_task_group() as tg:
-            tg.start_soon(reader)
-            tg.start_soon(writer)
-            try:
-                yield read_stream, write_stream
-            finally:
-                tg.cancel_scope.cancel()
+        async with _message_streams(ws) as streams:
+            yield streams
     finally:
         # Shielded: the close handshake must run even when the caller is being cancelled,
         # or the server keeps a half-open session.
