@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
 from llmwrapper.dashboard import charts, queries
 from providers.models import LlmCall
@@ -83,79 +84,66 @@ def _calls_url(start: dt.date, end: dt.date, subtenant: Subtenant | None) -> str
     return url
 
 
-def _charts(usage: queries.Usage) -> list[tuple[str, Any]]:
+Chart = tuple[str, SafeString]  # (the section's heading, the chart's SVG)
+
+
+def _charts(usage: queries.Usage) -> list[Chart]:
     labels = [f"{day:%b} {day.day}" for day in usage.days]
     rows = [usage.daily.get(day, queries.Row()) for day in usage.days]
     found = [
-        (
-            "Requests per day",
-            charts.stacked_bars(
-                "requests",
-                "Requests per day, by outcome",
-                labels,
-                [
-                    charts.Series("ok", [r.calls - r.errors - r.interrupted for r in rows]),
-                    charts.Series("error", [r.errors for r in rows], "#dc2626"),
-                    charts.Series("interrupted", [r.interrupted for r in rows], "#d97706"),
-                ],
-            ),
-        ),
-        (
-            "Requests per day by provider",
-            charts.stacked_bars(
-                "providers",
-                "Requests per day, by provider",
-                labels,
-                [
-                    charts.Series(
-                        provider,
-                        [usage.daily_by_provider.get((day, provider), 0) for day in usage.days],
-                    )
-                    for provider in usage.providers
-                ],
-            ),
-        ),
-        (
-            "Tokens per day",
-            charts.stacked_bars(
-                "tokens",
-                "Tokens per day, input and output",
-                labels,
-                [
-                    charts.Series("input", [r.input_tokens for r in rows], "#0891b2"),
-                    charts.Series("output", [r.output_tokens for r in rows], "#7c3aed"),
-                ],
-            ),
-        ),
+        _requests_chart(labels, rows),
+        _providers_chart(usage, labels),
+        _tokens_chart(labels, rows),
     ]
     if usage.with_cost:
-        found.append(
-            (
-                "Cost per day (USD)",
-                charts.stacked_bars(
-                    "cost",
-                    "Cost per day in US dollars",
-                    labels,
-                    [charts.Series("cost", [r.cost or 0 for r in rows], "#059669")],
-                    prefix="$",
-                ),
-            )
-        )
-    found.append(
-        (
-            "Latency per day (ms)",
-            charts.lines(
-                "latency",
-                "Latency percentiles per day, in milliseconds",
-                labels,
-                [
-                    charts.Series(name, [r.p(name) if r.calls else None for r in rows], color)
-                    for name, color in zip(
-                        queries.PERCENTILES, ("#2563eb", "#d97706", "#dc2626"), strict=True
-                    )
-                ],
-                unit=" ms",
-            ),
-        )
-    )
+        found.append(_cost_chart(labels, rows))
+    found.append(_latency_chart(labels, rows))
     return found
+
+
+def _requests_chart(labels: list[str], rows: list[queries.Row]) -> Chart:
+    series = [
+        charts.Series("ok", [r.calls - r.errors - r.interrupted for r in rows]),
+        charts.Series("error", [r.errors for r in rows], "#dc2626"),
+        charts.Series("interrupted", [r.interrupted for r in rows], "#d97706"),
+    ]
+    chart = charts.stacked_bars("requests", "Requests per day, by outcome", labels, series)
+    return "Requests per day", chart
+
+
+def _providers_chart(usage: queries.Usage, labels: list[str]) -> Chart:
+    series = [
+        charts.Series(
+            provider, [usage.daily_by_provider.get((day, provider), 0) for day in usage.days]
+        )
+        for provider in usage.providers
+    ]
+    chart = charts.stacked_bars("providers", "Requests per day, by provider", labels, series)
+    return "Requests per day by provider", chart
+
+
+def _tokens_chart(labels: list[str], rows: list[queries.Row]) -> Chart:
+    series = [
+        charts.Series("input", [r.input_tokens for r in rows], "#0891b2"),
+        charts.Series("output", [r.output_tokens for r in rows], "#7c3aed"),
+    ]
+    chart = charts.stacked_bars("tokens", "Tokens per day, input and output", labels, series)
+    return "Tokens per day", chart
+
+
+def _cost_chart(labels: list[str], rows: list[queries.Row]) -> Chart:
+    series = [charts.Series("cost", [r.cost or 0 for r in rows], "#059669")]
+    chart = charts.stacked_bars("cost", "Cost per day in US dollars", labels, series, prefix="$")
+    return "Cost per day (USD)", chart
+
+
+def _latency_chart(labels: list[str], rows: list[queries.Row]) -> Chart:
+    colors = ("#2563eb", "#d97706", "#dc2626")
+    series = [
+        charts.Series(name, [r.p(name) if r.calls else None for r in rows], color)
+        for name, color in zip(queries.PERCENTILES, colors, strict=True)
+    ]
+    chart = charts.lines(
+        "latency", "Latency percentiles per day, in milliseconds", labels, series, unit=" ms"
+    )
+    return "Latency per day (ms)", chart

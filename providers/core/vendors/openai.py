@@ -5,7 +5,7 @@ answers (JSON, or the SSE stream's `data:` lines) read as plain dicts: the offic
 SDK's request options and response models cost more CPU per call than the rest of the
 gateway's work on it. `complete()` uses the vendor's non-streaming call, which is
 cheaper than assembling a stream; both paths share the request translation and the
-finish/usage mapping.
+finish/usage mapping (`openai_wire`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 
 from providers.core.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
-from providers.core.content import part_to_openai
 from providers.core.errors import (
     ProviderError,
     ProviderStreamInterruptedError,
@@ -32,25 +31,24 @@ from providers.core.types import (
     ChatRequest,
     ChatResult,
     Finished,
-    FinishReason,
-    Message,
     StreamEvent,
     TextDelta,
     ToolCall,
-    ToolCallComplete,
     Usage,
     UsageEvent,
 )
 from providers.core.vendors.openai_embeddings import OpenAIEmbeddings
+from providers.core.vendors.openai_wire import (
+    InStreamError,
+    completed_calls,
+    finish_from,
+    message_to_openai,
+    stream_chunks,
+    tool_choice_to_openai,
+    usage_from,
+    vendor_message,
+)
 from providers.core.vendors.parts import lift_tool_parts
-
-_FINISH: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
-}
 
 
 class OpenAIProvider(OpenAIEmbeddings, Provider):
@@ -87,7 +85,7 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
         p = request.params
         kwargs: dict[str, Any] = {
             "model": self.model_for(request),
-            "messages": [_message_to_openai(m) for m in lift_tool_parts(request.messages)],
+            "messages": [message_to_openai(m) for m in lift_tool_parts(request.messages)],
         }
         if request.tools:
             kwargs["tools"] = [
@@ -102,7 +100,7 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
                 for t in request.tools
             ]
         if request.tool_choice is not None:
-            kwargs["tool_choice"] = _tool_choice(request.tool_choice)
+            kwargs["tool_choice"] = tool_choice_to_openai(request.tool_choice)
         if p.temperature is not None:
             kwargs["temperature"] = p.temperature
         if p.top_p is not None:
@@ -167,8 +165,8 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
         return ChatResult(
             text=message.get("content") or "",
             tool_calls=calls,
-            usage=_usage(data.get("usage")),
-            finish_reason=_finish(choice.get("finish_reason"), bool(calls)),
+            usage=usage_from(data.get("usage")),
+            finish_reason=finish_from(choice.get("finish_reason"), bool(calls)),
             model=data.get("model") or self.model_for(request),
             provider=self.name,
         )
@@ -185,9 +183,9 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
         saw_calls = False
         usage = Usage()
         try:
-            async for chunk in self.wire_events(_chunks(response)):
+            async for chunk in self.wire_events(stream_chunks(response)):
                 if chunk.get("usage"):
-                    usage = _usage(chunk["usage"])
+                    usage = usage_from(chunk["usage"])
                 choices = chunk.get("choices")
                 if not choices:
                     continue
@@ -207,7 +205,7 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
                     finish = choice["finish_reason"]
                     saw_calls = saw_calls or bool(calls)
                     # Calls are complete once the model says it is done.
-                    for event in _complete_calls(calls):
+                    for event in completed_calls(calls):
                         yield event
                     calls.clear()
         except Exception as exc:
@@ -219,7 +217,7 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
                 "The response stream ended before the model finished", provider=self.name
             )
         yield UsageEvent(usage)
-        yield Finished(_finish(finish, saw_calls))
+        yield Finished(finish_from(finish, saw_calls))
 
     async def list_models(self) -> list[str]:
         try:
@@ -241,7 +239,7 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
             body: Any = json.loads(text)
         except ValueError:
             body = None
-        detail = _vendor_message(body) or f"Error code: {response.status_code} - {text[:500]}"
+        detail = vendor_message(body) or f"Error code: {response.status_code} - {text[:500]}"
         return error_from_status(
             response.status_code,
             redact(detail, self.config.api_key),
@@ -264,113 +262,15 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
             return ProviderUpstreamError(
                 f"Could not connect to provider '{name}'", provider=name, retryable=True
             )
-        if isinstance(exc, _StreamError):
+        if isinstance(exc, InStreamError):
             # An error object sent inside an otherwise successful stream.
-            detail = _vendor_message(exc.body) or "The provider reported an error mid-stream"
+            detail = vendor_message(exc.body) or "The provider reported an error mid-stream"
             return ProviderUpstreamError(redact(detail, key), provider=name, retryable=True)
         if isinstance(exc, ValueError):  # undecodable JSON in the body
             return ProviderStreamInterruptedError(
                 f"Provider '{name}' sent an unreadable response", provider=name
             )
         return ProviderUpstreamError(redact(f"Provider '{name}' failed: {exc}", key), provider=name)
-
-
-class _StreamError(Exception):
-    def __init__(self, body: object) -> None:
-        super().__init__("error event in the stream")
-        self.body = body
-
-
-async def _chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """The JSON objects of an SSE stream's `data:` lines, up to `[DONE]`."""
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        chunk = json.loads(data)
-        if not isinstance(chunk, dict):
-            raise ValueError("a stream chunk is not an object")
-        if "error" in chunk and not chunk.get("choices"):
-            raise _StreamError(chunk)
-        yield chunk
-
-
-def _message_to_openai(message: Message) -> dict[str, Any]:
-    if message.role == "tool":
-        return {
-            "role": "tool",
-            "tool_call_id": message.tool_call_id or "",
-            "content": message.content,
-        }
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.parts:
-        out["content"] = [part_to_openai(p) for p in message.parts]
-    if message.role == "assistant" and message.tool_calls:
-        out["content"] = message.content or None
-        out["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
-            }
-            for call in message.tool_calls
-        ]
-    if message.name:
-        out["name"] = message.name
-    return out
-
-
-def _tool_choice(tool_choice: str | dict) -> str | dict:
-    if isinstance(tool_choice, dict):
-        if "function" in tool_choice:
-            return tool_choice
-        return {"type": "function", "function": {"name": tool_choice["name"]}}
-    if tool_choice in ("auto", "none", "required"):
-        return tool_choice
-    if tool_choice == "any":
-        return "required"
-    return {"type": "function", "function": {"name": tool_choice}}
-
-
-def _complete_calls(calls: dict[int, dict[str, Any]]) -> list[ToolCallComplete]:
-    return [
-        ToolCallComplete(
-            ToolCall(
-                id=state["id"] or f"call_{index}",
-                name=state["name"] or "",
-                arguments=parse_arguments("".join(state["args"])),
-            )
-        )
-        for index, state in sorted(calls.items())
-    ]
-
-
-def _finish(reason: str | None, calls_seen: bool) -> FinishReason:
-    # Some compatible servers answer "stop" even when the model asked for tools.
-    if calls_seen:
-        return "tool_calls"
-    return _FINISH.get(reason or "stop", "stop")
-
-
-def _usage(usage: Any) -> Usage:
-    if not isinstance(usage, dict):
-        return Usage()
-    return Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
-
-
-def _vendor_message(body: object) -> str | None:
-    if isinstance(body, dict):
-        message = body.get("message")
-        if isinstance(message, str) and message:
-            return message
-        error = body.get("error")
-        if isinstance(error, dict):
-            return _vendor_message(error)
-        if isinstance(error, str):
-            return error
-    return None
 
 
 OPENAI = ProviderDescriptor(
