@@ -183,7 +183,7 @@ recent.append(history.to_normalized(Message(
     chat=first, sequence=first.last_sequence + 1, role='user', content={content!r})))
 recent = recent[-settings.CHAT_HISTORY_MAX_MESSAGES:]
 system = history.system_context(chat=first, include_memories=False, memory_keys=None)
-built = history.build_messages(chat=first, recent=recent, system=system)
+built = history.build_messages(recent=recent, system=system)
 result = {{
     'chats': ids,
     'window': [{{'role': m.role, 'content': m.content}} for m in built],

@@ -144,9 +144,7 @@ def system_context(*, chat: Chat, include_memories: bool, memory_keys: list[str]
     return "\n\n".join(parts)
 
 
-def build_messages(
-    *, chat: Chat, recent: Sequence[types.Message], system: str
-) -> tuple[types.Message, ...]:
+def build_messages(*, recent: Sequence[types.Message], system: str) -> tuple[types.Message, ...]:
     budget = settings.CHAT_CONTEXT_MAX_TOKENS - (len(system) // 4)
     history = fit_to_budget(recent, budget_tokens=max(budget, 0))
     prefix = (types.Message("system", system),) if system else ()

@@ -161,6 +161,6 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Json
     return error_response("permission_denied", "Permission denied.", 403)
 
 
-def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+def api_not_found(request: HttpRequest) -> JsonResponse:
     """Catch-all for unknown paths under /api/, whatever DEBUG says."""
     return error_response("not_found", f"No endpoint at {request.path}.", 404)

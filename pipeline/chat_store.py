@@ -80,7 +80,7 @@ def open_send(send: ChatSend, target: gateway.Target) -> Opening:
         for m in stored
     )
     recent = recent[-settings.CHAT_HISTORY_MAX_MESSAGES :]
-    messages = history.build_messages(chat=chat, recent=recent, system=system)
+    messages = history.build_messages(recent=recent, system=system)
     return Opening(chat, messages, stored, assistant, chat.params, {})
 
 
@@ -113,7 +113,7 @@ def open_exchange(
     if exchange.continues:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         recent = [*history.load_recent(chat=chat), *(m for m in messages if m.role != "system")]
-        messages = history.build_messages(chat=chat, recent=recent, system=system)
+        messages = history.build_messages(recent=recent, system=system)
     metadata = dict(exchange.metadata)
     with transaction.atomic():
         if exchange.create is not None:

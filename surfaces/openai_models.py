@@ -91,7 +91,7 @@ class ModelDetailView(_OpenAIView):
         )
 
 
-def openai_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+def openai_not_found(request: HttpRequest) -> JsonResponse:
     """Any other path under /v1, as OpenAI answers it (its SDKs raise NotFoundError)."""
     error = OpenAIError(
         404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error"

@@ -20,7 +20,7 @@ def _visible(qs: QuerySet, subtenant: Subtenant | None) -> QuerySet:
     return qs.filter(Q(subtenant__isnull=True) | Q(subtenant=subtenant))
 
 
-def _effective(rows: list, subtenant: Subtenant | None) -> list:
+def _effective(rows: list) -> list:
     """One entry per name: a subtenant's own wins over the global one."""
     by_name: dict[str, object] = {}
     for row in sorted(rows, key=lambda r: r.subtenant_id is not None):
@@ -29,12 +29,12 @@ def _effective(rows: list, subtenant: Subtenant | None) -> list:
 
 
 def function_list(*, subtenant: Subtenant | None) -> list[Function]:
-    return _effective(list(_visible(Function.objects.all(), subtenant)), subtenant)
+    return _effective(list(_visible(Function.objects.all(), subtenant)))
 
 
 def function_get(*, subtenant: Subtenant | None, name: str) -> Function | None:
     rows = list(_visible(Function.objects.filter(name=name), subtenant))
-    effective = _effective(rows, subtenant)
+    effective = _effective(rows)
     return effective[0] if effective else None
 
 
@@ -47,7 +47,7 @@ def function_owned(*, subtenant: Subtenant | None, name: str) -> Function:
 
 
 def mcp_server_list(*, subtenant: Subtenant | None) -> list[McpServer]:
-    return _effective(list(_visible(McpServer.objects.all(), subtenant)), subtenant)
+    return _effective(list(_visible(McpServer.objects.all(), subtenant)))
 
 
 def mcp_server_owned(*, subtenant: Subtenant | None, name: str) -> McpServer:
