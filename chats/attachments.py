@@ -29,6 +29,7 @@ from typing import Any
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 
+from chats import selectors
 from chats.models import Attachment, Chat
 from providers.core import types
 from providers.core.content import DocumentPart, ImagePart, Part, TextPart, part_to_openai
@@ -163,9 +164,7 @@ def read_parts(*, chat_id: uuid.UUID | str, messages: list[types.Message]) -> li
     ids = {p.attachment_id for m in messages for p in m.parts if isinstance(p, StoredPart)}
     if not ids:
         return messages
-    names = dict(
-        Attachment.objects.filter(chat_id=chat_id, pk__in=ids).values_list("pk", "storage_name")
-    )
+    names = selectors.attachment_storage_names(chat_id=chat_id, attachment_ids=ids)
     files = storage()
     read: dict[str, bytes | None] = {}
     for ref in ids:

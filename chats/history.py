@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
-from chats import attachments
+from chats import attachments, selectors
 from chats.models import Chat, Message
 from memories.rendering import render_memories
 from memories.selectors import memory_list
@@ -27,15 +27,9 @@ def load_recent(*, chat: Chat, before_sequence: int | None = None) -> list[types
     Images and documents are read from storage only for the messages that can fit
     CHAT_CONTEXT_MAX_TOKENS: older ones would be dropped by `build_messages` anyway.
     """
-    qs = Message.objects.filter(chat=chat).exclude(status__in=["streaming", "error"])
-    if before_sequence is not None:
-        qs = qs.filter(sequence__lt=before_sequence)
-    rows = list(
-        qs.order_by("-sequence").values_list(
-            "role", "content", "tool_calls", "tool_call_id", "name", "parts"
-        )[: settings.CHAT_HISTORY_MAX_MESSAGES]
+    rows = selectors.message_context_rows(
+        chat=chat, before_sequence=before_sequence, limit=settings.CHAT_HISTORY_MAX_MESSAGES
     )
-    rows.reverse()
     messages = [_normalized(*row) for row in rows]
     if not any(parts for *_, parts in rows):
         return messages

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from uuid import UUID
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from chats.models import Attachment, Chat, Message
@@ -13,6 +15,15 @@ from tenants.models import ApiKey, Subtenant
 
 def chat_list(*, subtenant: Subtenant) -> QuerySet[Chat]:
     return Chat.objects.filter(subtenant=subtenant)
+
+
+def chat_get(*, subtenant: Subtenant, chat_id: UUID | str) -> Chat | None:
+    """The subtenant's chat of that id; None for any other, a malformed id included
+    (each caller answers its own 404)."""
+    try:
+        return chat_list(subtenant=subtenant).get(pk=chat_id)
+    except (Chat.DoesNotExist, ValidationError, ValueError):
+        return None
 
 
 def chat_access(*, key: ApiKey, chat_id: UUID | str) -> Chat:
@@ -28,6 +39,72 @@ def chat_access(*, key: ApiKey, chat_id: UUID | str) -> Chat:
 
 def message_list(*, chat: Chat) -> QuerySet[Message]:
     return Message.objects.filter(chat=chat).order_by("sequence")
+
+
+def message_list_newest(*, chat: Chat, limit: int) -> list[Message]:
+    """The newest `limit` messages of the chat, in chronological order."""
+    newest = list(message_list(chat=chat).order_by("-sequence")[:limit])
+    newest.reverse()
+    return newest
+
+
+def message_context_rows(
+    *, chat: Chat, before_sequence: int | None = None, limit: int
+) -> list[tuple[str, str, list, str, str, list]]:
+    """The newest `limit` finished messages (before `before_sequence`, when given),
+    oldest first, as (role, content, tool_calls, tool_call_id, name, parts) rows."""
+    qs = Message.objects.filter(chat=chat).exclude(status__in=["streaming", "error"])
+    if before_sequence is not None:
+        qs = qs.filter(sequence__lt=before_sequence)
+    rows = list(
+        qs.order_by("-sequence").values_list(
+            "role", "content", "tool_calls", "tool_call_id", "name", "parts"
+        )[:limit]
+    )
+    rows.reverse()
+    return rows
+
+
+def message_pending_tool_calls(*, chat: Chat) -> dict[str, dict]:
+    """Tool calls of the newest assistant message that have no result yet, by id."""
+    last_call = (
+        Message.objects.filter(chat=chat, role="assistant")
+        .exclude(tool_calls=[])
+        .order_by("-sequence")
+        .first()
+    )
+    if last_call is None:
+        return {}
+    answered = set(
+        Message.objects.filter(chat=chat, role="tool", sequence__gt=last_call.sequence).values_list(
+            "tool_call_id", flat=True
+        )
+    )
+    return {c["id"]: c for c in last_call.tool_calls if c["id"] not in answered}
+
+
+def message_list_of_response(*, chat: Chat, response_id: str) -> list[Message]:
+    """The chat's assistant messages that answered the stored response `response_id`,
+    in sequence order."""
+    return list(
+        Message.objects.filter(chat=chat, role="assistant", metadata__response_id=response_id)
+    )
+
+
+def message_range(*, chat: Chat, first: int, last: int) -> QuerySet[Message]:
+    """The chat's messages from sequence `first` to `last` inclusive, in sequence order."""
+    return Message.objects.filter(chat=chat, sequence__gte=first, sequence__lte=last)
+
+
+def attachment_storage_names(
+    *, chat_id: UUID | str, attachment_ids: Iterable[str]
+) -> dict[UUID, str]:
+    """The storage names of the chat's attachments among `attachment_ids`, by id."""
+    return dict(
+        Attachment.objects.filter(chat_id=chat_id, pk__in=attachment_ids).values_list(
+            "pk", "storage_name"
+        )
+    )
 
 
 def attachment_access(*, key: ApiKey, chat_id: UUID | str, attachment_id: UUID | str) -> Attachment:

@@ -180,10 +180,8 @@ class ChatDetailSerializer(ChatSerializer):
     @extend_schema_field(MessageSerializer(many=True))
     def get_messages(self, chat: Chat) -> list[dict]:
         # The newest messages, in chronological order; older ones via /messages.
-        newest = list(
-            selectors.message_list(chat=chat).order_by("-sequence")[:MAX_MESSAGES_IN_CHAT_DETAIL]
-        )
-        return MessageSerializer(reversed(newest), many=True).data
+        newest = selectors.message_list_newest(chat=chat, limit=MAX_MESSAGES_IN_CHAT_DETAIL)
+        return MessageSerializer(newest, many=True).data
 
 
 class ToolResultInputSerializer(StrictSerializer):

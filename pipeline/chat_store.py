@@ -20,7 +20,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 
 from chats import attachments, history, leases, selectors, services
@@ -137,28 +136,10 @@ def _exchange_row(message: types.Message) -> dict[str, Any]:
 
 
 def _exchange_chat(subtenant: Subtenant, chat_id: str) -> Chat:
-    try:
-        return selectors.chat_list(subtenant=subtenant).get(pk=chat_id)
-    except (Chat.DoesNotExist, ValidationError, ValueError) as exc:
-        raise ResourceNotFoundError("Chat not found.", details={"id": chat_id}) from exc
-
-
-def _pending_tool_calls(chat: Chat) -> dict[str, dict]:
-    """Tool calls of the newest assistant message that have no result yet, by id."""
-    last_call = (
-        Message.objects.filter(chat=chat, role="assistant")
-        .exclude(tool_calls=[])
-        .order_by("-sequence")
-        .first()
-    )
-    if last_call is None:
-        return {}
-    answered = set(
-        Message.objects.filter(chat=chat, role="tool", sequence__gt=last_call.sequence).values_list(
-            "tool_call_id", flat=True
-        )
-    )
-    return {c["id"]: c for c in last_call.tool_calls if c["id"] not in answered}
+    chat = selectors.chat_get(subtenant=subtenant, chat_id=chat_id)
+    if chat is None:
+        raise ResourceNotFoundError("Chat not found.", details={"id": chat_id})
+    return chat
 
 
 def _incoming_rows(chat: Chat, send: ChatSend) -> tuple[list[dict[str, Any]], list[Attachment]]:
@@ -168,7 +149,7 @@ def _incoming_rows(chat: Chat, send: ChatSend) -> tuple[list[dict[str, Any]], li
     rows: list[dict[str, Any]] = []
     files: list[Attachment] = []
     if send.tool_results:
-        pending = _pending_tool_calls(chat)
+        pending = selectors.message_pending_tool_calls(chat=chat)
         for index, result in enumerate(send.tool_results):
             call = pending.pop(result["tool_call_id"], None)
             if call is None:

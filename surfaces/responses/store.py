@@ -10,7 +10,7 @@ import secrets
 import uuid
 from typing import Any
 
-from chats import history
+from chats import history, selectors
 from chats.models import Chat, Message
 from providers.core import types
 from providers.core.types import ToolCall
@@ -56,16 +56,14 @@ def turn_rows(subtenant: Subtenant, response_id: str) -> tuple[Chat, list[Messag
     """The chat and the messages (assistant and tool) of a stored response; 404 if the
     subtenant has none of that id."""
     chat_id = _chat_id(response_id)
-    chat = Chat.objects.filter(pk=chat_id, subtenant=subtenant).first() if chat_id else None
+    chat = selectors.chat_get(subtenant=subtenant, chat_id=chat_id) if chat_id else None
     if chat is None:
         raise not_found(response_id)
-    answers = list(
-        Message.objects.filter(chat=chat, role="assistant", metadata__response_id=response_id)
-    )
+    answers = selectors.message_list_of_response(chat=chat, response_id=response_id)
     if not answers:
         raise not_found(response_id)
     first, last = answers[0].sequence, answers[-1].sequence
-    rows = Message.objects.filter(chat=chat, sequence__gte=first, sequence__lte=last)
+    rows = selectors.message_range(chat=chat, first=first, last=last)
     return chat, [m for m in rows if m.role == "tool" or m in answers]
 
 
