@@ -16,12 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from connections import services
+from connections import selectors, services
 from connections.models import NAME_PATTERN, Connection, Route
 from llmwrapper.api import StrictSerializer, listing
-from llmwrapper.errors import ResourceNotFoundError
 from llmwrapper.tenancy import tool_scope
 from providers.core.registry import DEFAULT_PROVIDER_NAMES
+from tenants.models import Subtenant
 from tools.api import SUBTENANT_PARAM
 from tools.netguard import redact_url
 
@@ -131,13 +131,9 @@ def route_row(route: Route) -> dict[str, Any]:
     }
 
 
-def _check_deployments(deployments: list[dict[str, Any]], owner: Any) -> None:
+def _check_deployments(deployments: list[dict[str, Any]], owner: Subtenant | None) -> None:
     """Every deployment names a connection the route's owner can use."""
-    visible = set(DEFAULT_PROVIDER_NAMES) | set(
-        Connection.objects.filter(subtenant__isnull=True).values_list("name", flat=True)
-    )
-    if owner is not None:
-        visible |= set(Connection.objects.filter(subtenant=owner).values_list("name", flat=True))
+    visible = set(DEFAULT_PROVIDER_NAMES) | selectors.connection_names_visible(subtenant=owner)
     unknown = {
         str(i): [f"Unknown connection '{d['connection']}'."]
         for i, d in enumerate(deployments)
@@ -157,7 +153,7 @@ class ConnectionsView(APIView):
     def get(self, request: Request) -> Response:
         """The stored connections of the scope (global, or a subtenant's own)."""
         owner = tool_scope(request)
-        rows = [connection_row(c) for c in Connection.objects.filter(subtenant=owner)]
+        rows = [connection_row(c) for c in selectors.connection_list(subtenant=owner)]
         return Response({"count": len(rows), "results": rows})
 
     @extend_schema(
@@ -177,11 +173,7 @@ class ConnectionsView(APIView):
 
 
 def _connection(request: Request, name: str) -> Connection:
-    owner = tool_scope(request)
-    found = Connection.objects.filter(subtenant=owner, name=name).first()
-    if found is None:
-        raise ResourceNotFoundError("Connection not found.", details={"name": name})
-    return found
+    return selectors.connection_owned(subtenant=tool_scope(request), name=name)
 
 
 class ConnectionDetailView(APIView):
@@ -232,7 +224,7 @@ class RoutesView(APIView):
     def get(self, request: Request) -> Response:
         """The routes of the scope (global, or a subtenant's own)."""
         owner = tool_scope(request)
-        rows = [route_row(r) for r in Route.objects.filter(subtenant=owner)]
+        rows = [route_row(r) for r in selectors.route_list(subtenant=owner)]
         return Response({"count": len(rows), "results": rows})
 
     @extend_schema(
@@ -254,11 +246,7 @@ class RoutesView(APIView):
 
 
 def _route(request: Request, name: str) -> Route:
-    owner = tool_scope(request)
-    found = Route.objects.filter(subtenant=owner, name=name).first()
-    if found is None:
-        raise ResourceNotFoundError("Route not found.", details={"name": name})
-    return found
+    return selectors.route_owned(subtenant=tool_scope(request), name=name)
 
 
 class RouteDetailView(APIView):

@@ -13,9 +13,9 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 
+from connections import selectors
 from connections.models import Connection, Route
 from llmwrapper.secrets import unseal
 from providers.core.base import ProviderConfig
@@ -60,19 +60,12 @@ def cached(subtenant_id: UUID | None) -> Scope | None:
 
 def load(subtenant_id: UUID | None) -> Scope:
     """The scope read from the database (a sync unit), and remembered."""
-    visible = Q(subtenant__isnull=True)
-    if subtenant_id is not None:
-        visible |= Q(subtenant_id=subtenant_id)
     scope = Scope()
     # Global ones first, so a subtenant's own replaces the global one of its name.
-    for connection in sorted(
-        Connection.objects.filter(visible, is_active=True), key=lambda c: c.subtenant_id is not None
-    ):
+    for connection in selectors.connection_list_visible(subtenant_id=subtenant_id):
         scope.configs[connection.name] = config_of(connection)
         scope.models[connection.name] = list(connection.model_list)
-    for route in sorted(
-        Route.objects.filter(visible, is_active=True), key=lambda r: r.subtenant_id is not None
-    ):
+    for route in selectors.route_list_visible(subtenant_id=subtenant_id):
         scope.routes[route.name] = route_of(route)
     with _lock:
         _scopes[subtenant_id] = (time.monotonic() + settings.CONNECTIONS_CACHE_SECONDS, scope)
