@@ -93,74 +93,96 @@ class Turn:
             source=self.spec.source,
             chat_id=progress.chat.id if progress else None,
         )
-        turn_id = str(uuid.uuid4())
-        parts: list[str] = []
-        status, failure, reason = INTERRUPTED, None, ""
+        outcome = _Outcome()
         started = time.perf_counter()
         try:
-            message = await progress.open_assistant() if progress else None
-            inputs = progress.input_messages if progress else ()
-            yield Started(turn_id, self.target, inputs, message)
-            completed: TurnCompleted | None = None
-            loop_events = run_turn(
-                self.request,
-                chain_for=gateway.chain_factory(
-                    self.target, self.fallbacks, self.view, self.spec.vendor_fields
-                ),
-                executor=self.executor,
-                options=gateway.turn_options(streaming=streaming),
-            )
-            async with aclosing(loop_events):
-                async for event in loop_events:
-                    if progress and progress.current is None and _opens_a_round(event):
-                        message = await progress.open_assistant()
-                        yield AssistantOpened(message)
-                    if isinstance(event, TextDelta):
-                        parts.append(event.text)
-                        if progress:
-                            await progress.add_text(event.text)
-                        yield Delta(event.text, message)
-                    elif isinstance(event, ToolCallComplete):
-                        yield ToolCalled(event.call, self.server_side(event.call.name), message)
-                    elif isinstance(event, RoundCompleted):
-                        records.round(event)
-                        if progress:
-                            message = await progress.close_assistant(event)
-                    elif isinstance(event, ToolResult):
-                        stored = await progress.add_tool_result(event) if progress else None
-                        yield ToolRan(event, stored)
-                    elif isinstance(event, TurnCompleted):
-                        completed = event
-            assert completed is not None
-            status = COMPLETE
-            yield Completed(
-                turn_id,
-                completed,
-                "".join(parts),
-                message,
-                progress.stored() if progress else (),
-                inputs,
-            )
-        except ProviderError as exc:
-            status, failure, reason = ERROR, exc, exc.message
-            error = TurnError(exc, exc.to_dict(), exc.status, dict(exc.headers or {}))
-            yield Failed(error, _unfinished(progress))
-        except DB_ERRORS as exc:
-            status, reason = ERROR, "The database was unavailable."
-            body, code, headers = database_unavailable(exc)
-            yield Failed(TurnError(exc, body["error"], code, headers), _unfinished(progress))
+            async with aclosing(self._run(records, outcome, streaming)) as run:
+                async for event in run:
+                    yield event
         except Exception as exc:
-            logger.exception("turn failed")
-            status, reason = ERROR, "Internal error"
-            body = error_body("internal_error", "Internal server error.")["error"]
-            yield Failed(TurnError(exc, body, 500), _unfinished(progress))
+            yield self._failed(exc, outcome)
         finally:
             if progress:
-                await progress.abandon(status, reason)
-            if status != COMPLETE:
+                await progress.abandon(outcome.status, outcome.reason)
+            if outcome.status != COMPLETE:
                 elapsed = int((time.perf_counter() - started) * 1000)
-                records.failure(self.target, status=status, error=failure, latency_ms=elapsed)
+                records.failure(
+                    self.target, status=outcome.status, error=outcome.failure, latency_ms=elapsed
+                )
             await records.flush()
+
+    async def _run(
+        self, records: TurnRecords, outcome: _Outcome, streaming: bool
+    ) -> AsyncIterator[Event]:
+        """The turn's events up to `Completed`; a failure is raised to `events`."""
+        progress = self.progress
+        parts: list[str] = []
+        message = await progress.open_assistant() if progress else None
+        inputs = progress.input_messages if progress else ()
+        turn_id = str(uuid.uuid4())
+        yield Started(turn_id, self.target, inputs, message)
+        completed: TurnCompleted | None = None
+        loop_events = run_turn(
+            self.request,
+            chain_for=gateway.chain_factory(
+                self.target, self.fallbacks, self.view, self.spec.vendor_fields
+            ),
+            executor=self.executor,
+            options=gateway.turn_options(streaming=streaming),
+        )
+        async with aclosing(loop_events):
+            async for event in loop_events:
+                if progress and progress.current is None and _opens_a_round(event):
+                    message = await progress.open_assistant()
+                    yield AssistantOpened(message)
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                    if progress:
+                        await progress.add_text(event.text)
+                    yield Delta(event.text, message)
+                elif isinstance(event, ToolCallComplete):
+                    yield ToolCalled(event.call, self.server_side(event.call.name), message)
+                elif isinstance(event, RoundCompleted):
+                    records.round(event)
+                    if progress:
+                        message = await progress.close_assistant(event)
+                elif isinstance(event, ToolResult):
+                    stored = await progress.add_tool_result(event) if progress else None
+                    yield ToolRan(event, stored)
+                elif isinstance(event, TurnCompleted):
+                    completed = event
+        assert completed is not None
+        outcome.status = COMPLETE
+        stored = progress.stored() if progress else ()
+        yield Completed(turn_id, completed, "".join(parts), message, stored, inputs)
+
+    def _failed(self, exc: Exception, outcome: _Outcome) -> Failed:
+        """The `Failed` event for what ended the turn, noted in `outcome`."""
+        unfinished = self.progress.current if self.progress else None
+        outcome.status = ERROR
+        if isinstance(exc, ProviderError):
+            outcome.failure, outcome.reason = exc, exc.message
+            error = TurnError(exc, exc.to_dict(), exc.status, dict(exc.headers or {}))
+        elif isinstance(exc, DB_ERRORS):
+            outcome.reason = "The database was unavailable."
+            body, code, headers = database_unavailable(exc)
+            error = TurnError(exc, body["error"], code, headers)
+        else:
+            logger.exception("turn failed")
+            outcome.reason = "Internal error"
+            body = error_body("internal_error", "Internal server error.")["error"]
+            error = TurnError(exc, body, 500)
+        return Failed(error, unfinished)
+
+
+@dataclass
+class _Outcome:
+    """How a turn ended, for its records and its chat: `interrupted` until it ends
+    otherwise."""
+
+    status: str = INTERRUPTED
+    failure: ProviderError | None = None
+    reason: str = ""
 
 
 class OpenedStream:
@@ -202,10 +224,6 @@ class OpenedStream:
 
 def _opens_a_round(event: object) -> bool:
     return isinstance(event, TextDelta | ToolCallComplete | RoundCompleted)
-
-
-def _unfinished(progress: chat_store.ChatProgress | None) -> object:
-    return progress.current if progress else None
 
 
 async def start(spec: TurnSpec) -> Turn:

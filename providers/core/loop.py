@@ -136,41 +136,16 @@ async def run_turn(
         server_calls, client_calls = _split(round_.tool_calls, executor, client_names)
         done = not round_.tool_calls or round_.finish_reason != "tool_calls"
         if done or not server_calls:
-            yield TurnCompleted(
-                total,
-                round_.finish_reason,
-                round_.provider,
-                round_.model,
-                pending_tool_calls=client_calls,
-                rounds=round_number,
-            )
+            yield _completed(total, round_, round_.finish_reason, client_calls, round_number)
             return
         results = await _run_tools(server_calls, executor, options)  # type: ignore[arg-type]
         for result in results:
             yield result
         if client_calls:
             # The client owns some of the calls: it sends their results in its next message.
-            yield TurnCompleted(
-                total, "tool_calls", round_.provider, round_.model, client_calls, round_number
-            )
+            yield _completed(total, round_, "tool_calls", client_calls, round_number)
             return
-        request = replace(
-            request,
-            messages=(
-                *request.messages,
-                Message("assistant", round_.text, tool_calls=round_.tool_calls),
-                *(
-                    Message(
-                        "tool",
-                        r.outcome.content,
-                        tool_call_id=r.call.id,
-                        name=r.call.name,
-                        parts=r.outcome.parts,
-                    )
-                    for r in results
-                ),
-            ),
-        )
+        request = _with_round(request, round_, results)
     yield TurnCompleted(
         total,
         "tool_calls",
@@ -178,6 +153,39 @@ async def run_turn(
         round_.model,
         rounds=options.max_rounds,
         round_limit_reached=True,
+    )
+
+
+def _completed(
+    total: Usage,
+    round_: RoundCompleted,
+    finish_reason: str,
+    client_calls: tuple[ToolCall, ...],
+    rounds: int,
+) -> TurnCompleted:
+    return TurnCompleted(total, finish_reason, round_.provider, round_.model, client_calls, rounds)
+
+
+def _with_round(
+    request: ChatRequest, round_: RoundCompleted, results: Sequence[ToolResult]
+) -> ChatRequest:
+    """The request for the next round: the assistant's tool calls and their results."""
+    return replace(
+        request,
+        messages=(
+            *request.messages,
+            Message("assistant", round_.text, tool_calls=round_.tool_calls),
+            *(
+                Message(
+                    "tool",
+                    r.outcome.content,
+                    tool_call_id=r.call.id,
+                    name=r.call.name,
+                    parts=r.outcome.parts,
+                )
+                for r in results
+            ),
+        ),
     )
 
 
