@@ -35,7 +35,7 @@ class SubtenantChatViewSet(viewsets.ViewSet):
 
     def create(self, request: Request, subtenant_pk: str) -> Response:
         subtenant = named_subtenant(request, subtenant_pk)
-        serializer = ChatSerializer(data=request.data)
+        serializer = ChatSerializer(data=request.data, context={"subtenant": subtenant})
         serializer.is_valid(raise_exception=True)
         chat = services.chat_create(subtenant=subtenant, **serializer.validated_data)
         return Response(ChatSerializer(chat).data, status=status.HTTP_201_CREATED)
@@ -53,7 +53,9 @@ class ChatViewSet(viewsets.ViewSet):
     @extend_schema(request=ChatSerializer, responses=ChatSerializer)
     def update(self, request: Request, pk: str) -> Response:
         chat = selectors.chat_access(key=principal(request).key, chat_id=pk)
-        serializer = ChatSerializer(chat, data=request.data, partial=True)
+        serializer = ChatSerializer(
+            chat, data=request.data, partial=True, context={"subtenant": chat.subtenant}
+        )
         serializer.is_valid(raise_exception=True)
         chat = services.chat_update(chat=chat, **serializer.validated_data)
         return Response(ChatSerializer(chat).data)

@@ -14,17 +14,31 @@ from tenants import selectors, services
 from tenants.models import BUDGET_PERIODS, ApiKey, Subtenant, provider_choices
 
 
-def validate_provider(value: str) -> str:
-    """A provider configured from settings, or a stored connection's name."""
-    known = {name for name, _ in provider_choices()}
-    if value and value not in known:
-        from connections.models import Connection
+class ProviderValidator:
+    """A provider configured from settings, or the name of a stored connection the
+    subtenant sees: the global ones and its own. Another tenant's connection is
+    unknown here, exactly like a name nobody uses.
 
-        if not Connection.objects.filter(name=value).exists():
-            raise serializers.ValidationError(
-                f"Unknown provider; use one of {sorted(known)} or a connection's name."
-            )
-    return value
+    The subtenant is the serializer's context `subtenant`; None, or none given, sees
+    the global connections only.
+    """
+
+    requires_context = True
+
+    def __call__(self, value: str, field: serializers.Field) -> str:
+        known = {name for name, _ in provider_choices()}
+        if value and value not in known:
+            from connections import selectors as connection_selectors
+
+            subtenant = field.context.get("subtenant")
+            if not connection_selectors.connection_name_exists(subtenant=subtenant, name=value):
+                raise serializers.ValidationError(
+                    f"Unknown provider; use one of {sorted(known)} or a connection's name."
+                )
+        return value
+
+
+validate_provider = ProviderValidator()
 
 
 class SubtenantSerializer(StrictModelSerializer):
@@ -71,7 +85,7 @@ class SubtenantViewSet(viewsets.ViewSet):
         return paginated(request, qs, SubtenantSerializer)
 
     def create(self, request: Request) -> Response:
-        serializer = SubtenantSerializer(data=request.data)
+        serializer = SubtenantSerializer(data=request.data, context={"subtenant": None})
         serializer.is_valid(raise_exception=True)
         subtenant = services.subtenant_create(**serializer.validated_data)
         return Response(SubtenantSerializer(subtenant).data, status=status.HTTP_201_CREATED)
@@ -82,7 +96,9 @@ class SubtenantViewSet(viewsets.ViewSet):
 
     def update(self, request: Request, pk: str) -> Response:
         subtenant = named_subtenant(request, pk)
-        serializer = SubtenantSerializer(subtenant, data=request.data, partial=True)
+        serializer = SubtenantSerializer(
+            subtenant, data=request.data, partial=True, context={"subtenant": subtenant}
+        )
         serializer.is_valid(raise_exception=True)
         subtenant = services.subtenant_update(subtenant=subtenant, **serializer.validated_data)
         return Response(SubtenantSerializer(subtenant).data)

@@ -151,3 +151,44 @@ def test_admin_key_reaches_any_tenants_chat(admin_client, make_tenant):
     subtenant, _, _ = make_tenant()
     chat = Chat.objects.create(subtenant=subtenant)
     assert admin_client.get(f"/api/v1/chats/{chat.id}").status_code == 200
+
+
+def test_subtenant_key_cannot_learn_another_tenants_connection_names(make_tenant, admin_client):
+    acme, _, acme_client = make_tenant("acme")
+    other, _, other_client = make_tenant("other")
+    created = acme_client.post(
+        "/api/v1/connections",
+        {"name": "acme-private", "kind": "openai", "api_key": "sk-acme-own-key-1234"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    shared = admin_client.post(
+        "/api/v1/connections", {"name": "shared-llm", "kind": "openai"}, format="json"
+    )
+    assert shared.status_code == 201, shared.content
+
+    def create(client, subtenant, provider):
+        return client.post(
+            f"/api/v1/subtenants/{subtenant.id}/chats", {"provider": provider}, format="json"
+        )
+
+    # Another tenant's connection answers exactly as a name nobody uses.
+    probed = create(other_client, other, "acme-private")
+    unused = create(other_client, other, "nobody-uses")
+    assert probed.status_code == unused.status_code == 400
+    assert probed.json() == unused.json()
+    assert "provider" in probed.json()["error"]["details"]
+    # An admin key creating the other tenant's chat sees what that tenant sees.
+    assert create(admin_client, other, "acme-private").json() == unused.json()
+    # Changing a chat is checked the same way.
+    chat = create(other_client, other, "shared-llm")
+    assert chat.status_code == 201, chat.content
+    changed = other_client.put(
+        f"/api/v1/chats/{chat.json()['id']}", {"provider": "acme-private"}, format="json"
+    )
+    assert changed.status_code == 400 and changed.json() == unused.json()
+    assert Chat.objects.get(pk=chat.json()["id"]).provider == "shared-llm"
+    # The owner uses its own connection's name; everyone the global one's.
+    assert create(acme_client, acme, "acme-private").status_code == 201
+    assert create(acme_client, acme, "shared-llm").status_code == 201
+    assert not Chat.objects.filter(subtenant=other, provider="acme-private").exists()

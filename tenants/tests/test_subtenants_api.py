@@ -130,3 +130,28 @@ def test_subtenant_list_is_paginated_with_flat_query_count(admin_client):
         page = admin_client.get("/api/v1/subtenants?limit=40").json()
     assert len(many) == len(few)
     assert page["count"] == 55 and len(page["results"]) == 40 and page["next"]
+
+
+def test_default_provider_names_a_connection_the_subtenant_sees(admin_client, make_tenant):
+    acme, _, acme_client = make_tenant("acme")
+    other, _, _ = make_tenant("other")
+    created = acme_client.post(
+        "/api/v1/connections", {"name": "acme-private", "kind": "openai"}, format="json"
+    )
+    assert created.status_code == 201, created.content
+
+    def set_default(subtenant, provider):
+        return admin_client.put(
+            f"/api/v1/subtenants/{subtenant.id}", {"default_provider": provider}, format="json"
+        )
+
+    refused = set_default(other, "acme-private")
+    assert refused.status_code == 400
+    assert refused.json() == set_default(other, "nobody-uses").json()
+    new = admin_client.post(
+        "/api/v1/subtenants", {"name": "new", "default_provider": "acme-private"}, format="json"
+    )
+    assert new.status_code == 400 and "default_provider" in new.json()["error"]["details"]
+    assert set_default(acme, "acme-private").status_code == 200
+    assert Subtenant.objects.get(pk=acme.pk).default_provider == "acme-private"
+    assert Subtenant.objects.get(pk=other.pk).default_provider == ""
