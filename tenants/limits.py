@@ -29,6 +29,7 @@ from rest_framework.throttling import BaseThrottle
 from llmwrapper import counters
 from llmwrapper.errors import ApplicationError
 from llmwrapper.middleware import AsyncCapableMiddleware
+from tenants import selectors
 from tenants.models import ApiKey, KeySpend, Subtenant, TokenUsage
 
 
@@ -121,11 +122,7 @@ def check_tokens(subtenant: Subtenant, key: ApiKey | None = None) -> None:
             )
     if subtenant.token_budget is not None or subtenant.budget_usd is not None:
         start, end = budget_period(subtenant)
-        tokens, spent = (
-            TokenUsage.objects.filter(subtenant=subtenant, period_start=start)
-            .values_list("tokens", "cost_usd")
-            .first()
-        ) or (0, Decimal(0))
+        tokens, spent = selectors.token_usage_get(subtenant=subtenant, period_start=start)
         if subtenant.token_budget is not None and tokens >= subtenant.token_budget:
             raise BudgetExhaustedError(
                 f"The token budget of {subtenant.token_budget} tokens "
@@ -141,11 +138,7 @@ def check_tokens(subtenant: Subtenant, key: ApiKey | None = None) -> None:
             raise _spent(subtenant.budget_usd, spent, "subtenant", subtenant, start, end)
     if key is not None and key.budget_usd is not None:
         start, end = budget_period(key)
-        spent = (
-            KeySpend.objects.filter(api_key=key, period_start=start)
-            .values_list("cost_usd", flat=True)
-            .first()
-        ) or Decimal(0)
+        spent = selectors.key_spend_get(key=key, period_start=start)
         if spent >= key.budget_usd:
             raise _spent(key.budget_usd, spent, "key", key, start, end)
 

@@ -1,15 +1,17 @@
-"""Reads for subtenants and API keys, always scoped by the caller's key."""
+"""Reads of subtenants, API keys and their budget use, scoped by the caller's key or subtenant."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from decimal import Decimal
 from uuid import UUID
 
 from django.conf import settings
 from django.db.models import QuerySet
 
 from llmwrapper.errors import ResourceNotFoundError
-from tenants.models import ApiKey, Subtenant
+from tenants.models import ApiKey, KeySpend, Subtenant, TokenUsage
 from tenants.services import hash_key
 
 # Authenticated keys, by digest, for API_KEY_CACHE_SECONDS: authentication is then no
@@ -76,3 +78,21 @@ def api_key_access(*, subtenant: Subtenant | None, key_id: UUID | str) -> ApiKey
     if key is None:
         raise ResourceNotFoundError("API key not found.", details={"id": str(key_id)})
     return key
+
+
+def token_usage_get(*, subtenant: Subtenant, period_start: dt.date) -> tuple[int, Decimal]:
+    """The tokens and dollars the subtenant used in the period starting then."""
+    return (
+        TokenUsage.objects.filter(subtenant=subtenant, period_start=period_start)
+        .values_list("tokens", "cost_usd")
+        .first()
+    ) or (0, Decimal(0))
+
+
+def key_spend_get(*, key: ApiKey, period_start: dt.date) -> Decimal:
+    """The dollars the key spent in the period starting then."""
+    return (
+        KeySpend.objects.filter(api_key=key, period_start=period_start)
+        .values_list("cost_usd", flat=True)
+        .first()
+    ) or Decimal(0)
