@@ -1,4 +1,4 @@
-"""The price table: which price applies to a call, what the call cost, and its writes.
+"""The price table: which price applies to a call, and what the call cost.
 
 A price names a model exactly or by a prefix ending in `*`, for one connection (a
 call's `provider`) or for any. The most specific match wins:
@@ -20,13 +20,10 @@ import time
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 
-from llmwrapper.errors import ResourceConflictError, ResourceNotFoundError
+from providers import selectors
 from providers.models import Price
 
 MILLION = Decimal(1_000_000)
@@ -86,7 +83,7 @@ class _Cache:
         if table is not None and self._expires > now:
             return table
         generation = self._generation
-        table = PriceTable(Price.objects.all())
+        table = PriceTable(selectors.price_list())
         ttl = settings.PRICE_CACHE_SECONDS
         with self._lock:
             if ttl > 0 and generation == self._generation:
@@ -122,48 +119,3 @@ def price_calls(records: Iterable[Any]) -> None:
             record.cost_usd = call_cost(
                 price, input_tokens=record.input_tokens, output_tokens=record.output_tokens
             )
-
-
-# Reads and writes of the table (admin keys only: see providers.prices_api).
-
-
-def price_list() -> QuerySet[Price]:
-    return Price.objects.all()
-
-
-def price_access(*, price_id: UUID | str) -> Price:
-    price = Price.objects.filter(pk=price_id).first()
-    if price is None:
-        raise ResourceNotFoundError("Price not found.", details={"id": str(price_id)})
-    return price
-
-
-def _save(price: Price) -> Price:
-    try:
-        with transaction.atomic():
-            price.save()
-    except IntegrityError as exc:
-        raise ResourceConflictError(
-            f"A price for model '{price.model}' on "
-            f"{repr(price.connection) if price.connection else 'any connection'} "
-            "already exists.",
-            details={"connection": price.connection or None, "model": price.model},
-        ) from exc
-    finally:
-        price_cache_clear()
-    return price
-
-
-def price_create(**fields: Any) -> Price:
-    return _save(Price(**fields))
-
-
-def price_update(*, price: Price, **fields: Any) -> Price:
-    for field, value in fields.items():
-        setattr(price, field, value)
-    return _save(price)
-
-
-def price_delete(*, price: Price) -> None:
-    price.delete()
-    price_cache_clear()

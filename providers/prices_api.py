@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from llmwrapper.api import StrictModelSerializer, paginated
 from llmwrapper.auth import IsAdminKey
-from providers import prices
+from providers import selectors, services
 from providers.models import Price
 
 
@@ -65,24 +65,24 @@ class PriceViewSet(viewsets.ViewSet):
     serializer_class = PriceSerializer
 
     def list(self, request: Request) -> Response:
-        return paginated(request, prices.price_list(), PriceSerializer)
+        return paginated(request, selectors.price_list(), PriceSerializer)
 
     def create(self, request: Request) -> Response:
         serializer = PriceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        price = prices.price_create(**serializer.validated_data)
+        price = services.price_create(**serializer.validated_data)
         return Response(PriceSerializer(price).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(PriceSerializer(prices.price_access(price_id=pk)).data)
+        return Response(PriceSerializer(selectors.price_access(price_id=pk)).data)
 
     def update(self, request: Request, pk: str) -> Response:
-        price = prices.price_access(price_id=pk)
+        price = selectors.price_access(price_id=pk)
         serializer = PriceSerializer(price, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        price = prices.price_update(price=price, **serializer.validated_data)
+        price = services.price_update(price=price, **serializer.validated_data)
         return Response(PriceSerializer(price).data)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        prices.price_delete(price=prices.price_access(price_id=pk))
+        services.price_delete(price=selectors.price_access(price_id=pk))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -225,7 +225,7 @@ class UsageView(AsyncAPIView):
         tags=["usage"],
     )
     async def get(self, request: Request, subtenant_pk: str) -> Response:
-        from providers.usage import usage_report
+        from providers.selectors import usage_report
 
         query = UsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -1,17 +1,35 @@
-"""Usage reports: what a subtenant's calls used and cost, in total, per provider and
-model, and per day, provider and model."""
+"""Reads of the Django side of providers: the price table (admin keys only; see
+`providers.prices_api`) and a subtenant's usage reports, from its call records: what
+its calls used and cost, in total, per provider and model, and per day, provider and
+model."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from providers.models import LlmCall
+from llmwrapper.errors import ResourceNotFoundError
+from providers.models import LlmCall, Price
 from tenants.models import Subtenant
+
+
+def price_list() -> QuerySet[Price]:
+    """Every price: the table is the gateway's, not a tenant's."""
+    return Price.objects.all()
+
+
+def price_access(*, price_id: UUID | str) -> Price:
+    """The price of that id; a 404 when there is none."""
+    price = Price.objects.filter(pk=price_id).first()
+    if price is None:
+        raise ResourceNotFoundError("Price not found.", details={"id": str(price_id)})
+    return price
+
 
 _GROUP = ("provider", "model")
 
