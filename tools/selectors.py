@@ -55,3 +55,14 @@ def mcp_server_owned(*, subtenant: Subtenant | None, name: str) -> McpServer:
     if server is None:
         raise ResourceNotFoundError(f"MCP server '{name}' not found.", details={"name": name})
     return server
+
+
+def mcp_tool_lookup(*, subtenant: Subtenant | None, qualified_name: str) -> tuple[McpServer, str]:
+    """The server and the server's own tool name behind a qualified tool name."""
+    for server in mcp_server_list(subtenant=subtenant):
+        for tool in server.tools:
+            if tool["qualified_name"] == qualified_name:
+                return server, tool["name"]
+    raise ResourceNotFoundError(
+        f"MCP tool '{qualified_name}' not found.", details={"name": qualified_name}
+    )

@@ -165,21 +165,10 @@ async def mcp_tools_refresh(server: McpServer) -> list[dict[str, Any]]:
     return tools
 
 
-def mcp_tool_lookup(*, subtenant: Subtenant | None, qualified_name: str) -> tuple[McpServer, str]:
-    """The server and the server's own tool name behind a qualified tool name."""
-    for server in selectors.mcp_server_list(subtenant=subtenant):
-        for tool in server.tools:
-            if tool["qualified_name"] == qualified_name:
-                return server, tool["name"]
-    raise ResourceNotFoundError(
-        f"MCP tool '{qualified_name}' not found.", details={"name": qualified_name}
-    )
-
-
 async def mcp_tool_execute(
     *, subtenant: Subtenant | None, qualified_name: str, arguments: dict[str, Any]
 ) -> dict[str, Any]:
-    server, tool = await sync_to_async(mcp_tool_lookup)(
+    server, tool = await sync_to_async(selectors.mcp_tool_lookup)(
         subtenant=subtenant, qualified_name=qualified_name
     )
     result = await runtime.run_mcp_tool(server, tool, arguments)
