@@ -6,9 +6,10 @@ from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
+from tenants import limits
 from tenants.models import ApiKey, Subtenant
-from tenants.selectors import api_key_get_active
-from tenants.services import api_key_touch
+from tenants.selectors import api_key_get_active, api_key_remembered
+from tenants.services import api_key_touch, api_key_touch_due
 
 
 class Principal:
@@ -64,6 +65,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header: use 'Bearer <key>'."
             )
+        return self._principal(request, raw)
+
+    def raw_key(self, request: Request) -> str | None:
+        """The raw key this request authenticates with, None when it sends none or a
+        malformed one."""
+        return parse_bearer(request.META.get("HTTP_AUTHORIZATION"))
+
+    def _principal(self, request: Request, raw: str) -> tuple[Principal, ApiKey]:
         key = authenticate_raw_key(raw)
         # For the request log (llmwrapper.observability), which sees Django's request.
         request._request.api_key = key
@@ -81,9 +90,28 @@ class ApiKeyOrXApiKeyAuthentication(ApiKeyAuthentication):
         raw = request.META.get("HTTP_X_API_KEY", "").strip()
         if request.META.get("HTTP_AUTHORIZATION") or not raw:
             return super().authenticate(request)
-        key = authenticate_raw_key(raw)
-        request._request.api_key = key
-        return Principal(key), key
+        return self._principal(request, raw)
+
+    def raw_key(self, request: Request) -> str | None:
+        if request.META.get("HTTP_AUTHORIZATION"):
+            return super().raw_key(request)
+        return request.META.get("HTTP_X_API_KEY", "").strip() or None
+
+
+def checks_in_memory(request: Request) -> bool:
+    """Whether authenticating and rate-limiting `request` needs no I/O: its key is one
+    this process remembers, active, with its use recorded within
+    API_KEY_TOUCH_INTERVAL, and no request-rate limit counts it."""
+    authenticators = request.authenticators
+    if len(authenticators) != 1 or not isinstance(authenticators[0], ApiKeyAuthentication):
+        return False
+    raw = authenticators[0].raw_key(request)
+    key = api_key_remembered(raw_key=raw) if raw else None
+    if key is None or (key.subtenant is not None and not key.subtenant.is_active):
+        return False
+    if api_key_touch_due(key=key, interval_seconds=settings.API_KEY_TOUCH_INTERVAL):
+        return False
+    return not limits.request_checks_needed(key)
 
 
 class IsApiKey(permissions.BasePermission):

@@ -17,7 +17,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from llmwrapper.api import StrictSerializer, principal
+from llmwrapper.api import StrictSerializer, principal, validated
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.tenancy import abilled_subtenant
 from pipeline.embed import EmbedSpec, Inputs, embed
@@ -151,9 +151,7 @@ class EmbeddingsView(_OpenAIView):
         tags=["openai-compatible"],
     )
     async def post(self, request: Request) -> Response:
-        serializer = OpenAIEmbeddingsSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fields = serializer.validated_data
+        fields = validated(OpenAIEmbeddingsSerializer, request.data)
         embedded = await embed(
             EmbedSpec(
                 subtenant=_subtenant(request),
@@ -199,9 +197,7 @@ class EmbedView(AsyncAPIView):
         tags=["llm"],
     )
     async def post(self, request: Request) -> Response:
-        serializer = EmbedSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(EmbedSerializer, request.data)
         caller = principal(request)
         subtenant = await abilled_subtenant(request, data.get("subtenant"))
         embedded = await embed(

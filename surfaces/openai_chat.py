@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 import pipeline
-from llmwrapper.api import principal
+from llmwrapper.api import principal, validated
 from llmwrapper.db import DB_ERRORS
 from llmwrapper.errors import ApplicationError, database_unavailable
 from llmwrapper.sse import stream_response
@@ -170,9 +170,7 @@ class ChatCompletionsView(_OpenAIView):
         tags=["openai-compatible"],
     )
     async def post(self, request: Request):  # type: ignore[no-untyped-def]
-        serializer = ChatCompletionSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fields = serializer.validated_data
+        fields = validated(ChatCompletionSerializer, request.data)
         params = dict(fields)
         if "max_completion_tokens" in params and "max_tokens" not in params:
             params["max_tokens"] = params["max_completion_tokens"]

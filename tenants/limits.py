@@ -98,6 +98,14 @@ def check_request(key: ApiKey) -> counters.Decision | None:
     return min(decisions, key=lambda d: d.remaining, default=None)
 
 
+def request_checks_needed(key: ApiKey) -> bool:
+    """Whether `check_request` counts anything for this key (no I/O)."""
+    if _limit(key.rate_limit_rpm, settings.RATE_LIMIT_KEY_RPM):
+        return True
+    subtenant = key.subtenant
+    return subtenant is not None and bool(_limit(subtenant.rate_limit_rpm, settings.RATE_LIMIT_RPM))
+
+
 def token_checks_needed(subtenant: Subtenant, key: ApiKey | None = None) -> bool:
     """Whether `check_tokens` has anything to look at (no I/O)."""
     return (

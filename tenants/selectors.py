@@ -43,6 +43,15 @@ def api_key_get_active(*, raw_key: str) -> ApiKey | None:
     return key
 
 
+def api_key_remembered(*, raw_key: str) -> ApiKey | None:
+    """The active key this process remembers for `raw_key` (see `api_key_get_active`),
+    without reading the database: None when it is not remembered."""
+    cached = _key_cache.get(hash_key(raw_key))
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    return None
+
+
 def api_key_cache_clear() -> None:
     global _generation
     _generation += 1

@@ -97,11 +97,17 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
     return key
 
 
+def api_key_touch_due(*, key: ApiKey, interval_seconds: int) -> bool:
+    """Whether `api_key_touch` would write (no I/O)."""
+    last = key.last_used_at
+    return not last or timezone.now() - last >= timedelta(seconds=interval_seconds)
+
+
 def api_key_touch(*, key: ApiKey, interval_seconds: int) -> None:
     """Record use, at most once per interval, so authentication is not a write per request."""
-    now = timezone.now()
-    if key.last_used_at and now - key.last_used_at < timedelta(seconds=interval_seconds):
+    if not api_key_touch_due(key=key, interval_seconds=interval_seconds):
         return
+    now = timezone.now()
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     key.last_used_at = now
 

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 import pipeline
-from llmwrapper.api import principal
+from llmwrapper.api import principal, validated
 from llmwrapper.auth import ApiKeyOrXApiKeyAuthentication
 from llmwrapper.openapi import ERROR_DESCRIPTIONS, ApiSchema
 from llmwrapper.sse import stream_response
@@ -124,9 +124,7 @@ class MessagesView(_AnthropicView):
         operation_id="v1_messages_create",
     )
     async def post(self, request: Request):  # type: ignore[no-untyped-def]
-        serializer = MessagesRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fields = serializer.validated_data
+        fields = validated(MessagesRequestSerializer, request.data)
         turn = await pipeline.start(
             pipeline.TurnSpec(
                 subtenant=_subtenant(request),
@@ -174,9 +172,7 @@ class CountTokensView(_AnthropicView):
         operation_id="v1_messages_count_tokens",
     )
     async def post(self, request: Request) -> Response:
-        serializer = CountTokensRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fields = serializer.validated_data
+        fields = validated(CountTokensRequestSerializer, request.data)
         messages = conversation(fields, limits=gateway.content_limits())
         # Prepared as a turn with no messages (the model resolved as a send's would be,
         # the tenant's limits checked), and never run.

@@ -27,7 +27,7 @@ from chats import leases, selectors, services
 from chats.models import IdempotencyRecord
 from chats.serializers import MessageSerializer, SendMessageSerializer
 from llmwrapper import db
-from llmwrapper.api import paginated, principal
+from llmwrapper.api import paginated, principal, validated
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.errors import ValidationFailedError
 from llmwrapper.renderers import STREAM_RENDERERS
@@ -74,10 +74,9 @@ class _SendBase(AsyncAPIView):
     ) -> tuple[pipeline.TurnSpec, IdempotencyRecord | None]:
         key = principal(request).key
         chat = await db.run(selectors.chat_access, key=key, chat_id=chat_pk, keep=True)
-        serializer = SendMessageSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = validated(SendMessageSerializer, request.data)
         try:
-            spec = turns.send_spec(chat=chat, key=key, data=serializer.validated_data)
+            spec = turns.send_spec(chat=chat, key=key, data=data)
         except (KeyError, ValueError) as exc:
             raise ValidationFailedError("Invalid tools.", details={"tools": [str(exc)]}) from exc
         record = None

@@ -40,12 +40,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
-from rest_framework.exceptions import APIException, NotAuthenticated
+from rest_framework.exceptions import APIException, NotAuthenticated, ValidationError
 
 import pipeline
 from chats import fanout, selectors
 from chats.serializers import SendMessageSerializer
 from llmwrapper import safejson
+from llmwrapper.api import validated
 from llmwrapper.auth import authenticate_raw_key, parse_bearer
 from llmwrapper.errors import ApplicationError, error_body
 from llmwrapper.observability.metrics import ACTIVE_STREAMS
@@ -256,19 +257,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if self.active is not None:
                 self.active.cancel()
         elif kind == "message.send":
-            serializer = SendMessageSerializer(data=frame)
             try:
-                valid = serializer.is_valid()
+                data = validated(SendMessageSerializer, frame)
             except GatewayError as exc:  # an image or document refused (400) or too large
                 await self._send({"type": "error", "error": exc.to_dict()})
                 return
-            if not valid:
-                await self._error(
-                    "validation_error", "Invalid request: see details.", serializer.errors
-                )
+            except ValidationError as exc:
+                await self._error("validation_error", "Invalid request: see details.", exc.detail)
                 return
             try:
-                self.queue.put_nowait(serializer.validated_data)
+                self.queue.put_nowait(data)
             except asyncio.QueueFull:
                 await self._error("busy", "Too many sends queued on this connection.")
         else:

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 import pipeline
-from llmwrapper.api import StrictSerializer, principal
+from llmwrapper.api import StrictSerializer, principal, validated
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.renderers import STREAM_RENDERERS
 from llmwrapper.sse import sse_response
@@ -39,9 +39,7 @@ class CompletionRequestSerializer(StrictSerializer, GenerationFieldsMixin):
 
 
 async def start_direct_turn(request: Request) -> pipeline.Turn:
-    serializer = CompletionRequestSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    data = serializer.validated_data
+    data = validated(CompletionRequestSerializer, request.data)
     caller = principal(request)
     subtenant = await abilled_subtenant(request, data.get("subtenant"))
     try:

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 import pipeline
 from llmwrapper import db
-from llmwrapper.api import principal
+from llmwrapper.api import principal, validated
 from llmwrapper.sse import stream_response
 from surfaces.openai_chat import _OpenAIView, _subtenant
 from surfaces.responses import service, store, wire
@@ -70,9 +70,7 @@ class ResponsesView(_OpenAIView):
         operation_id="v1_responses_create",
     )
     async def post(self, request: Request):  # type: ignore[no-untyped-def]
-        serializer = ResponseRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        fields = serializer.validated_data
+        fields = validated(ResponseRequestSerializer, request.data)
         started = await service.start(
             fields,
             subtenant=_subtenant(request),
