@@ -1,8 +1,10 @@
 """OpenAI Chat Completions, for OpenAI itself and any OpenAI-compatible private cloud.
 
-Requests are posted as plain JSON over one reused `httpx` client per provider, and the
-answers (JSON, or the SSE stream's `data:` lines) read as plain dicts: the official
-SDK's request options and response models cost more CPU per call than the rest of the
+Chat requests are posted as plain JSON over keep-alive connections of the provider's
+own (`providers.core.http1`; `httpx` when a proxy from the environment or a transport
+of the connection's own applies, and for the other operations), and the answers
+(JSON, or the SSE stream's `data:` lines) read as plain dicts: the official SDK's
+request options and response models cost more CPU per call than the rest of the
 gateway's work on it. `complete()` uses the vendor's non-streaming call, which is
 cheaper than assembling a stream; both paths share the request translation and the
 finish/usage mapping (`openai_wire`).
@@ -11,8 +13,10 @@ finish/usage mapping (`openai_wire`).
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -26,6 +30,7 @@ from providers.core.errors import (
     parse_retry_after,
     redact,
 )
+from providers.core.http1 import Http1Pool, HttpError, HttpTimeout
 from providers.core.tooling import parse_arguments
 from providers.core.types import (
     ChatRequest,
@@ -73,6 +78,9 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
             limits=limits,
             transport=config.transport(limits=limits) if config.transport else None,
         )
+        # Built at the first call, with the headers as a subclass left them.
+        self._pool: Http1Pool | None = None
+        self._direct = config.transport is None and not _proxied(self._base)
         # OpenAI deprecated max_tokens for max_completion_tokens; compatible servers
         # (vLLM, llama.cpp, TGI...) mostly know only max_tokens.
         self._max_tokens_field = (
@@ -128,11 +136,17 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
         """The address of an operation (`/chat/completions`) for a model."""
         return self._base + path
 
-    async def _send(self, body: bytes, *, stream: bool, model: str) -> httpx.Response:
-        """POST /chat/completions; a status of 400 or more raises its ProviderError."""
+    async def _send(self, body: bytes, *, stream: bool, model: str) -> Any:
+        """POST /chat/completions; a status of 400 or more raises its ProviderError.
+        The response (ours or httpx's) has `status_code`, `headers`, `aread`,
+        `aiter_lines` and `aclose`."""
         url = self._url("/chat/completions", model)
-        request = self._http.build_request("POST", url, content=body)
-        response = await self._http.send(request, stream=stream)
+        pool = self._pool_for(url)
+        if pool is not None:
+            response: Any = await pool.post(url, body)
+        else:
+            request = self._http.build_request("POST", url, content=body)
+            response = await self._http.send(request, stream=stream)
         if response.status_code >= 400:
             try:
                 raw = await response.aread()
@@ -141,11 +155,29 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
             raise self._status_error(response, raw)
         return response
 
+    def _pool_for(self, url: str) -> Http1Pool | None:
+        if not self._direct:
+            return None
+        if self._pool is None:
+            headers = {
+                name: value
+                for name, value in self._http.headers.multi_items()
+                if name.lower() not in _TRANSPORT_HEADERS
+            }
+            self._pool = Http1Pool(
+                url,
+                headers=headers,
+                connect_timeout=self.config.connect_timeout,
+                read_timeout=self.config.read_timeout,
+                ssl_context=httpx.create_ssl_context() if url.startswith("https:") else None,
+            )
+        return self._pool if self._pool.accepts(url) else None
+
     async def complete(self, request: ChatRequest) -> ChatResult:
         try:
             body = self._body(request, stream=False)
             response = await self._send(body, stream=False, model=self.model_for(request))
-            data = response.json()
+            data = json.loads(await response.aread())
         except Exception as exc:
             raise self._error(exc, streaming=False) from exc
         choices = data.get("choices") if isinstance(data, dict) else None
@@ -229,11 +261,13 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
             raise self._error(exc, streaming=False) from exc
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
         await self._http.aclose()
 
     # -- errors --------------------------------------------------------------------
 
-    def _status_error(self, response: httpx.Response, raw: bytes) -> ProviderError:
+    def _status_error(self, response: Any, raw: bytes) -> ProviderError:
         text = raw.decode("utf-8", "replace")
         try:
             body: Any = json.loads(text)
@@ -252,9 +286,9 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
         if isinstance(exc, ProviderError):
             return exc
         name, key = self.name, self.config.api_key
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx.TimeoutException | HttpTimeout):
             return ProviderTimeoutError(f"Provider '{name}' timed out", provider=name)
-        if isinstance(exc, httpx.TransportError):
+        if isinstance(exc, httpx.TransportError | HttpError):
             if streaming:
                 return ProviderStreamInterruptedError(
                     f"The connection to provider '{name}' broke mid-stream", provider=name
@@ -271,6 +305,19 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
                 f"Provider '{name}' sent an unreadable response", provider=name
             )
         return ProviderUpstreamError(redact(f"Provider '{name}' failed: {exc}", key), provider=name)
+
+
+# What the connection itself decides (our client asks for no compression).
+_TRANSPORT_HEADERS = {"accept-encoding", "connection", "host", "content-length"}
+
+
+def _proxied(base_url: str) -> bool:
+    """Whether the environment sends `base_url` through a proxy (as httpx reads it)."""
+    parts = urlsplit(base_url)
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass_environment(parts.hostname or "", proxies)
 
 
 OPENAI = ProviderDescriptor(

@@ -5,11 +5,11 @@ of `OpenAIProvider`."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
-
-import httpx
 
 from providers.core.content import part_to_openai
 from providers.core.tooling import parse_arguments
@@ -32,13 +32,16 @@ class InStreamError(Exception):
         self.body = body
 
 
-async def stream_chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """The JSON objects of an SSE stream's `data:` lines, up to `[DONE]`."""
-    async for line in response.aiter_lines():
+async def stream_chunks(response: Any) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of an SSE stream's `data:` lines, up to `[DONE]` (`response`:
+    anything with `aiter_lines`, ours or httpx's)."""
+    lines = response.aiter_lines()
+    async for line in lines:
         if not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
+            await _body_end(lines)
             return
         chunk = json.loads(data)
         if not isinstance(chunk, dict):
@@ -46,6 +49,19 @@ async def stream_chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any
         if "error" in chunk and not chunk.get("choices"):
             raise InStreamError(chunk)
         yield chunk
+
+
+async def _body_end(lines: AsyncIterator[str]) -> None:
+    """Read what follows `[DONE]` (normally only the body's end, already on its way), so
+    the connection can serve the next call; a server that keeps the body open is left
+    after a second."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_BODY_END_S):
+            async for _ in lines:
+                pass
+
+
+_BODY_END_S = 1.0
 
 
 def message_to_openai(message: Message) -> dict[str, Any]:
