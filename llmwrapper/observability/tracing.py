@@ -2,7 +2,8 @@
 
 When it is on, every HTTP request gets a server span (the ASGI instrumentation, renamed
 to the route pattern by the request middleware), with children for model calls and tool
-calls (`genai`), outgoing HTTP (httpx: OpenAI and Ollama; httpx2 under the Anthropic SDK
+calls (`genai`), outgoing HTTP (httpx: OpenAI and Ollama, whose adapters then send
+through httpx only, not their own HTTP client; httpx2 under the Anthropic SDK
 and MCP), PostgreSQL (psycopg) and Redis. Spans go over OTLP (http/protobuf); the
 exporter reads the standard `OTEL_EXPORTER_OTLP_*` variables (endpoint, headers,
 timeout).
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import trace
+
+from providers.core import http1
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +111,7 @@ def shutdown_tracing() -> None:
         return
     for instrumentor in installed.instrumentors:
         instrumentor.uninstrument()
+    http1.use(True)
     installed.provider.shutdown()
 
 
@@ -124,6 +128,7 @@ def _install(service_name: str, sample_ratio: float, set_global: bool) -> _Insta
         trace.set_tracer_provider(provider)
     installed = _Installed(provider, provider.get_tracer("llmwrapper"))
     installed.instrumentors = _instrument_libraries(provider)
+    http1.use(False)  # vendor calls through httpx, which is instrumented
     return installed
 
 

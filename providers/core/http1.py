@@ -7,7 +7,8 @@ connection pool's bookkeeping, anyio's cancel scopes); this client costs a tenth
 that, because it does only what a vendor call needs: no redirects, no cookies, no
 compression (it asks for none), no HTTP/2, no proxies. Adapters use it for direct
 connections to an operator's endpoint and keep `httpx` for the rest (a proxy from the
-environment, a transport of their own such as the guarded one of tenants' connections).
+environment, a transport of their own such as the guarded one of tenants' connections,
+and while tracing is on: see `use`).
 
 Each read has a timeout (`read_timeout`, as httpx's read timeout); connecting has its
 own. A request on a kept connection that the server closed meanwhile (before any byte
@@ -23,6 +24,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 _LINE_LIMIT = 16 * 1024 * 1024  # one SSE line: a chunk of a long tool call's arguments
+
+
+_enabled = True
+
+
+def use(enabled: bool) -> None:
+    """Whether adapters may send through this client. A traced process turns it off, so
+    that every vendor request is an httpx request, which the tracing instruments."""
+    global _enabled
+    _enabled = enabled
+
+
+def enabled() -> bool:
+    return _enabled
 
 
 class HttpError(Exception):

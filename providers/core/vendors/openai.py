@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from providers.core import http1
 from providers.core.base import Capabilities, Provider, ProviderConfig, ProviderDescriptor, Setting
 from providers.core.errors import (
     ProviderError,
@@ -156,7 +157,7 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
         return response
 
     def _pool_for(self, url: str) -> Http1Pool | None:
-        if not self._direct:
+        if not (self._direct and http1.enabled()):
             return None
         if self._pool is None:
             headers = {
