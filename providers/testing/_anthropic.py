@@ -110,7 +110,7 @@ class FakeAnthropic(ChatFake):
         return blocks
 
     def stream_frames(self, body: dict, reply: Reply, script: Script) -> list[Frame]:
-        message = self._message(reply, script, content=[], stop=None)
+        message = self._message(reply, content=[], stop=None)
         message["usage"]["output_tokens"] = 1
         frames = [
             Frame(sse({"type": "message_start", "message": message}, "message_start")),
@@ -143,7 +143,7 @@ class FakeAnthropic(ChatFake):
         frames.append(Frame(event("message_stop"), final=True))
         return frames
 
-    def _message(self, reply: Reply, script: Script, *, content: list, stop: str | None) -> dict:
+    def _message(self, reply: Reply, *, content: list, stop: str | None) -> dict:
         return {
             "id": "msg_fake",
             "type": "message",
@@ -156,6 +156,4 @@ class FakeAnthropic(ChatFake):
         }
 
     def full_payload(self, body: dict, reply: Reply, script: Script) -> dict:
-        return self._message(
-            reply, script, content=self._blocks(reply), stop=self._stop(reply, script)
-        )
+        return self._message(reply, content=self._blocks(reply), stop=self._stop(reply, script))
