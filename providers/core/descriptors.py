@@ -1,7 +1,7 @@
 """The one list of vendors. Each descriptor is declared next to its adapter; everything
 that names providers is derived from this list: the registry's configurations and "is it
 configured?" (`providers.core.registry`), the settings the gateway reads and their defaults
-(`providers.gateway`, `llmwrapper.settings`), the subtenants' default_provider choices,
+(`providers.gateway`, `llmwrapper.settings.llm`), the subtenants' default_provider choices,
 the model listing with each vendor's capabilities, and the test fakes.
 
 Adding a vendor: declare its `ProviderDescriptor` next to its adapter and add it to

@@ -3,6 +3,9 @@
 Every variable is listed in `.env.example` and the README. Defaults are the embedded
 configuration: a SQLite file in the project folder, an in-process cache and channel
 layer, and no provider keys.
+
+The Django framework's settings are here; the product's are in the sibling modules, one
+per sub-domain (llm, chats, limits, tools, observability), read in by this one.
 """
 
 import os
@@ -10,17 +13,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-import environ
-
-from providers.core.descriptors import all_descriptors
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+from .chats import *  # noqa: F403
+from .chats import ATTACHMENT_STORAGE_BACKEND, ATTACHMENT_STORAGE_OPTIONS
+from .env import BASE_DIR, env
+from .limits import *  # noqa: F403
+from .llm import *  # noqa: F403
+from .observability import *  # noqa: F403
+from .tools import *  # noqa: F403
 
 # An insecure key is generated for local runs only; production must set SECRET_KEY.
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-only-" + "x" * 40)
+# Key for secrets stored in the database (webhook headers, MCP API keys); derived from
+# SECRET_KEY when unset.
+SECRETS_ENCRYPTION_KEY = env.str("SECRETS_ENCRYPTION_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 # The demo (make demo): every provider is a scripted fake vendor on 127.0.0.1
 # (providers.testing.demo), and the admin, /health and the API docs say so.
@@ -257,30 +262,6 @@ MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=1_048_576)
 MAX_CONTENT_REQUEST_BYTES = env.int("MAX_CONTENT_REQUEST_BYTES", default=32 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(MAX_REQUEST_BODY_BYTES, MAX_CONTENT_REQUEST_BYTES)
 
-# Images and documents in messages (see providers.core.content): the decoded size of one
-# part and of all parts of a message (413 above), and the parts of one message (400).
-CONTENT_PART_MAX_BYTES = env.int("CONTENT_PART_MAX_BYTES", default=10 * 1024 * 1024)
-CONTENT_MESSAGE_MAX_BYTES = env.int("CONTENT_MESSAGE_MAX_BYTES", default=20 * 1024 * 1024)
-CONTENT_MAX_PARTS = env.int("CONTENT_MAX_PARTS", default=20)
-
-# Images and documents of chat messages are files in the "attachments" storage, outside
-# the database (chats/attachments.py). By default on disk under ATTACHMENTS_ROOT (beside
-# the SQLite file), readable by the service's user only. ATTACHMENT_STORAGE_BACKEND names
-# another Django storage class, e.g. an S3-compatible bucket with django-storages
-# (`pip install django-storages[s3]`, "storages.backends.s3.S3Storage"), configured by
-# ATTACHMENT_STORAGE_OPTIONS (JSON: that class's options, e.g. bucket_name, endpoint_url).
-ATTACHMENTS_ROOT = Path(env.str("ATTACHMENTS_ROOT", default="") or BASE_DIR / "attachments")
-ATTACHMENT_STORAGE_BACKEND = env.str(
-    "ATTACHMENT_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
-)
-ATTACHMENT_STORAGE_OPTIONS = env.json("ATTACHMENT_STORAGE_OPTIONS", default={})
-if ATTACHMENT_STORAGE_BACKEND == "django.core.files.storage.FileSystemStorage":
-    ATTACHMENT_STORAGE_OPTIONS = {
-        "location": str(ATTACHMENTS_ROOT),
-        "file_permissions_mode": 0o600,
-        "directory_permissions_mode": 0o700,
-        **ATTACHMENT_STORAGE_OPTIONS,
-    }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -333,162 +314,3 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
-
-# Rate limits (0 = unlimited). Per subtenant, overridable on each subtenant; per key,
-# overridable on each key. Counters live in Redis when REDIS_URL is set.
-RATE_LIMIT_RPM = env.int("RATE_LIMIT_RPM", default=0)
-RATE_LIMIT_TPM = env.int("RATE_LIMIT_TPM", default=0)
-RATE_LIMIT_KEY_RPM = env.int("RATE_LIMIT_KEY_RPM", default=0)
-RATE_LIMIT_WINDOW_SECONDS = env.float("RATE_LIMIT_WINDOW_SECONDS", default=60.0)
-CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="llmwrapper")
-
-# API keys: how often `last_used_at` is written (seconds), to keep writes off the hot path.
-API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
-# Seconds an authenticated key is remembered by a process (0 = look it up every time).
-# Revocations reach the process that made them at once, the others within this time.
-API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
-
-# Providers (read by providers.gateway into the provider registry). Each vendor's
-# settings and their defaults come from its descriptor, declared next to its adapter
-# (OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_DEFAULT_MODEL, ANTHROPIC_DEFAULT_MODEL,
-# ANTHROPIC_MAX_TOKENS, LOCAL_LLM_ENDPOINT, PRIVATE_CLOUD_ENDPOINT...; README lists them).
-DEFAULT_LLM_PROVIDER = env.str("DEFAULT_LLM_PROVIDER", default="openai")
-for _vendor_setting in (s for d in all_descriptors() for s in d.settings):
-    globals()[_vendor_setting.name] = env(
-        _vendor_setting.name,
-        cast=_vendor_setting.parse,
-        default=_vendor_setting.parse(_vendor_setting.default) if _vendor_setting.default else "",
-    )
-PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
-PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=120.0)
-# One model call (all its retries and fallbacks) ends within the total; a stream also
-# ends when no whole event arrived for the idle time. Both raise a 504 provider_timeout.
-PROVIDER_TOTAL_TIMEOUT = env.float("PROVIDER_TOTAL_TIMEOUT", default=300.0)
-PROVIDER_IDLE_TIMEOUT = env.float("PROVIDER_IDLE_TIMEOUT", default=60.0)
-PROVIDER_MAX_RETRIES = env.int("PROVIDER_MAX_RETRIES", default=2)
-PROVIDER_RETRY_BASE_DELAY = env.float("PROVIDER_RETRY_BASE_DELAY", default=0.5)
-PROVIDER_RETRY_MAX_DELAY = env.float("PROVIDER_RETRY_MAX_DELAY", default=8.0)
-# Providers tried in order when the chosen one fails before answering ("name" or "name/model").
-LLM_FALLBACKS = env.list("LLM_FALLBACKS", default=[])
-
-# Browser pages allowed to open chat WebSockets ("*" for any). Clients that send no
-# Origin header (servers, CLIs) are not browsers and are always allowed.
-WEBSOCKET_ALLOWED_ORIGINS = env.list(
-    "WEBSOCKET_ALLOWED_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"]
-)
-
-# Chats: how much history is sent to the model. The newest messages are loaded (at
-# most CHAT_HISTORY_MAX_MESSAGES) and the oldest dropped until an estimate (4
-# characters a token) fits CHAT_CONTEXT_MAX_TOKENS; the system prompt, memories and the
-# new message always stay, and a tool call is never separated from its results.
-CHAT_HISTORY_MAX_MESSAGES = env.int("CHAT_HISTORY_MAX_MESSAGES", default=100)
-CHAT_CONTEXT_MAX_TOKENS = env.int("CHAT_CONTEXT_MAX_TOKENS", default=16_000)
-IDEMPOTENCY_KEY_MAX_LENGTH = 255
-# A message being streamed, and a send holding an Idempotency-Key, carry a lease their
-# process renews every CHAT_LEASE_SECONDS / 3; when a worker dies, any process's
-# sweeper marks its messages `interrupted` and frees its keys once the lease lapses.
-# The partial text of a stream is saved every CHAT_PARTIAL_SAVE_SECONDS (0: only at
-# the end), so a crash loses at most that much.
-CHAT_LEASE_SECONDS = env.float("CHAT_LEASE_SECONDS", default=30.0)
-CHAT_PARTIAL_SAVE_SECONDS = env.float("CHAT_PARTIAL_SAVE_SECONDS", default=5.0)
-# Whether a serving process runs the lease sweeper (off only for tests in-process).
-CHAT_LEASE_SWEEP = env.bool("CHAT_LEASE_SWEEP", default=True)
-
-# LLM call records are stored by a background thread, off the request path (false:
-# before the response is sent).
-CALL_RECORDS_IN_BACKGROUND = env.bool("CALL_RECORDS_IN_BACKGROUND", default=True)
-# While the database is away the writer keeps its records and retries this long.
-CALL_RECORDS_RETRY_SECONDS = env.float("CALL_RECORDS_RETRY_SECONDS", default=600.0)
-
-# The tool loop.
-TOOL_MAX_ROUNDS = env.int("TOOL_MAX_ROUNDS", default=5)
-TOOL_TIMEOUT = env.float("TOOL_TIMEOUT", default=30.0)
-TOOL_MAX_RESULT_CHARS = env.int("TOOL_MAX_RESULT_CHARS", default=16_000)
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        # Request errors are rendered by our handlers; Django's own 4xx warnings are noise.
-        "django.request": {"level": "ERROR"},
-        # One line per upstream request is noise at INFO; errors still surface.
-        "httpx": {"level": "WARNING"},
-        "httpx2": {"level": "WARNING"},
-    },
-}
-
-# Key for secrets stored in the database (webhook headers, MCP API keys); derived from
-# SECRET_KEY when unset.
-SECRETS_ENCRYPTION_KEY = env.str("SECRETS_ENCRYPTION_KEY", default="")
-
-# Tools: custom code functions run under bubblewrap; webhooks and MCP URLs go through
-# the outbound guard.
-CODE_FUNCTIONS_ENABLED = env.bool("CODE_FUNCTIONS_ENABLED", default=True)
-SANDBOX_TIMEOUT = env.float("SANDBOX_TIMEOUT", default=5.0)
-# A call's memory and processes in total, over everything it forks: a cgroup per call
-# where the service's cgroup tree is writable, else SANDBOX_MEMORY_MB shared out as
-# address space over at most SANDBOX_FALLBACK_MAX_PROCS processes. SANDBOX_LIMIT_MODE:
-# auto, cgroup (refuse calls without one), rlimit, or per_process (no total: opt-out).
-SANDBOX_MEMORY_MB = env.int("SANDBOX_MEMORY_MB", default=256)
-SANDBOX_MAX_PROCS = env.int("SANDBOX_MAX_PROCS", default=16)
-SANDBOX_FALLBACK_MAX_PROCS = env.int("SANDBOX_FALLBACK_MAX_PROCS", default=4)
-SANDBOX_LIMIT_MODE = env.str("SANDBOX_LIMIT_MODE", default="auto")
-# Under cgroup v2 outside a container's own cgroup namespace, per-call cgroups are used
-# only when the service's cgroup is delegated to it (systemd Delegate=yes): say so here.
-SANDBOX_CGROUP_DELEGATED = env.bool("SANDBOX_CGROUP_DELEGATED", default=False)
-SANDBOX_MAX_CONCURRENT = env.int("SANDBOX_MAX_CONCURRENT", default=4)
-# Private hosts, IPs or CIDRs that webhooks and MCP servers may reach (e.g. 10.0.0.0/8).
-OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
-# Plain http is only allowed towards allowlisted hosts; public URLs must be https.
-OUTBOUND_TIMEOUT = env.float("OUTBOUND_TIMEOUT", default=10.0)
-OUTBOUND_MAX_RESPONSE_BYTES = env.int("OUTBOUND_MAX_RESPONSE_BYTES", default=1_000_000)
-# A PEM bundle of the certificate authorities outbound https calls trust instead of the
-# default store (webhooks, MCP over HTTP and SSE, image fetches), e.g. an internal CA.
-OUTBOUND_CA_FILE = env.str("OUTBOUND_CA_FILE", default="")
-MCP_TIMEOUT = env.float("MCP_TIMEOUT", default=30.0)
-
-# OpenAI-compatible API: bare model names routed to "provider/model", e.g.
-# MODEL_ALIASES={"gpt-4o": "openai/gpt-4o", "claude": "anthropic/claude-sonnet-5"}
-# How long a process remembers the stored connections and routes a subtenant sees
-# (changes made through this process apply at once).
-CONNECTIONS_CACHE_SECONDS = env.float("CONNECTIONS_CACHE_SECONDS", default=5.0)
-MODEL_ALIASES = env.json("MODEL_ALIASES", default={})
-
-# Observability (llmwrapper.observability): request logs, /metrics and tracing.
-# Every log line is a JSON object (LOG_FORMAT=text for humans). Message contents and
-# request/response bodies are logged only with LOG_CONTENT=true, cut to
-# LOG_CONTENT_MAX_CHARS, with API keys and credential fields redacted.
-LOG_FORMAT = env.str("LOG_FORMAT", default="json")
-LOG_CONTENT = env.bool("LOG_CONTENT", default=False)
-LOG_CONTENT_MAX_CHARS = env.int("LOG_CONTENT_MAX_CHARS", default=2000)
-LOGGING["formatters"]["json"] = {"()": "llmwrapper.observability.logging.JsonFormatter"}
-LOGGING["handlers"]["console"]["formatter"] = "plain" if LOG_FORMAT == "text" else "json"
-# uvicorn's own lines (startup, shutdown, errors) in the same format once the app is
-# loaded; its access log is off, since the request log says more.
-LOGGING["loggers"]["uvicorn"] = {"handlers": ["console"], "level": "INFO", "propagate": False}
-LOGGING["loggers"]["uvicorn.access"] = {"handlers": [], "propagate": False}
-# Credentials (keys in query strings, Authorization values, lw_ and sk- keys) are
-# redacted from every line, the servers' own included; importing the ASGI application
-# also puts the filter on the handlers the server set up (observability.redaction).
-LOGGING["filters"] = {"redact": {"()": "llmwrapper.observability.redaction.RedactSecrets"}}
-LOGGING["handlers"]["console"]["filters"] = ["redact"]
-# Django's default handlers for "django" (an unfiltered console copy under DEBUG, and
-# mail_admins) are dropped: its records reach the console handler through the root.
-LOGGING["loggers"]["django"] = {"level": "INFO"}
-# GET /metrics: callers must come from METRICS_ALLOWED_IPS (IPs or CIDRs; empty or "*"
-# for any) and, when METRICS_TOKEN is set, send it as a Bearer token.
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
-# OpenTelemetry traces over OTLP (http/protobuf) when an endpoint is set; off otherwise;
-# TRACING_SAMPLE_RATIO of the requests are traced.
-# The exporter also reads the other OTEL_EXPORTER_OTLP_* variables (headers, timeout).
-OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
-OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="llmwrapper")
-TRACING_SAMPLE_RATIO = env.float("TRACING_SAMPLE_RATIO", default=1.0)
-# Seconds a process keeps a subtenant's list of server-side tools (0 = read it each time).
-TOOL_CATALOG_CACHE_SECONDS = env.float("TOOL_CATALOG_CACHE_SECONDS", default=5.0)
-# Seconds a process keeps the price table (0 = read it for every batch of call records).
-PRICE_CACHE_SECONDS = env.float("PRICE_CACHE_SECONDS", default=5.0)
