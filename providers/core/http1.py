@@ -112,8 +112,7 @@ class _Body:
                     size_line = await self._io(reader.readuntil(b"\r\n"))
                     size = int(size_line.split(b";", 1)[0].strip(), 16)
                     if size == 0:
-                        while (await self._io(reader.readuntil(b"\r\n"))) != b"\r\n":
-                            pass  # trailers
+                        await self._skip_trailers()
                         break
                     data = await self._io(reader.readexactly(size + 2))
                     yield data[:-2]
@@ -133,6 +132,12 @@ class _Body:
         except OSError as exc:
             raise HttpError(f"the connection broke: {exc}") from exc
         self.done = True
+
+    async def _skip_trailers(self) -> None:
+        """Read the trailer fields after the last chunk, up to the empty line."""
+        line = await self._io(self._reader.readuntil(b"\r\n"))
+        while line != b"\r\n":
+            line = await self._io(self._reader.readuntil(b"\r\n"))
 
     async def _io(self, read: Any) -> Any:
         try:
@@ -190,21 +195,27 @@ class Http1Pool:
         self._ssl = (ssl_context or ssl.create_default_context()) if self._tls else None
         self._headers = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self._targets: dict[str, str | None] = {}
         self.idle: list[_Connection] = []
         self.max_idle = max_idle
 
-    def accepts(self, url: str) -> bool:
-        """Whether `url` is on this pool's origin."""
+    def target(self, url: str) -> str | None:
+        """The request target (path and query) of `url`, None when `url` is not on this
+        pool's origin; remembered, as a provider calls few URLs."""
+        if url in self._targets:
+            return self._targets[url]
         parts = urlsplit(url)
         tls = parts.scheme == "https"
         port = parts.port or (443 if tls else 80)
-        return tls == self._tls and parts.hostname == self._host and port == self._port
-
-    async def post(self, url: str, body: bytes) -> Response:
-        """POST `body` to `url` (on this pool's origin); the response once its head
-        arrived."""
-        parts = urlsplit(url)
+        same = tls == self._tls and parts.hostname == self._host and port == self._port
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if len(self._targets) < 1000:
+            self._targets[url] = target if same else None
+        return target if same else None
+
+    async def post(self, target: str, body: bytes) -> Response:
+        """POST `body` to `target` (from `target(url)`); the response once its head
+        arrived."""
         head = (
             f"POST {target} HTTP/1.1\r\nHost: {self._host_header}\r\n{self._headers}"
             f"Content-Length: {len(body)}\r\n\r\n"
@@ -216,8 +227,10 @@ class Http1Pool:
 
     async def _exchange(self, connection: _Connection, head: bytes, body: bytes) -> Response:
         try:
-            connection.writer.write(head + body if len(body) < 65536 else head)
-            if len(body) >= 65536:
+            if len(body) < 65536:
+                connection.writer.write(head + body)  # one write for the usual request
+            else:  # a large body (images, documents): not copied, and drained
+                connection.writer.write(head)
                 connection.writer.write(body)
                 await connection.writer.drain()
             async with asyncio.timeout(self.read_timeout):

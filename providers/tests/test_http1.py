@@ -68,6 +68,10 @@ def _pool(port: int, scheme: str = "http", **options) -> Http1Pool:
     )
 
 
+async def _post(pool: Http1Pool, url: str, body: bytes):
+    return await pool.post(pool.target(url), body)
+
+
 async def _length(reader, writer, n):
     body = json.dumps({"n": n}).encode()
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
@@ -88,10 +92,15 @@ async def test_bodies_of_each_framing_are_read_whole_and_kept_connections_reused
     async with RawServer(_length) as server:
         pool = _pool(server.port)
         for n in (1, 2, 3):
-            response = await pool.post(f"http://127.0.0.1:{server.port}/v1/chat", b'{"a":1}')
+            response = await _post(pool, f"http://127.0.0.1:{server.port}/v1/chat", b'{"a":1}')
             assert response.status_code == 200
             assert json.loads(await response.aread()) == {"n": n}
         assert server.connections == 1
+        assert pool.target(f"https://127.0.0.1:{server.port}/v1/chat") is None  # other origin
+        assert (
+            pool.target(f"http://127.0.0.1:{server.port}/v1/c?api-version=1")
+            == "/v1/c?api-version=1"
+        )
         assert server.requests[0].startswith(b"POST /v1/chat HTTP/1.1\r\n")
         assert b"\r\nAuthorization: Bearer k\r\n" in server.requests[0]
         assert server.requests[0].endswith(b'\r\n\r\n{"a":1}')
@@ -100,7 +109,7 @@ async def test_bodies_of_each_framing_are_read_whole_and_kept_connections_reused
     async with RawServer(_chunked) as server:
         pool = _pool(server.port)
         for _ in range(2):
-            response = await pool.post(f"http://127.0.0.1:{server.port}/v1/s", b"{}")
+            response = await _post(pool, f"http://127.0.0.1:{server.port}/v1/s", b"{}")
             lines = [line async for line in response.aiter_lines()]
             await response.aclose()
             assert lines == ["data: one", "data: two", "", "data: three", ""]
@@ -116,7 +125,7 @@ async def test_a_body_to_the_connection_end_is_read_and_the_connection_not_kept(
     async with RawServer(until_close) as server:
         pool = _pool(server.port)
         for _ in range(2):
-            response = await pool.post(f"http://127.0.0.1:{server.port}/x", b"")
+            response = await _post(pool, f"http://127.0.0.1:{server.port}/x", b"")
             assert await response.aread() == b"all of it"
         assert server.connections == 2
         await pool.aclose()
@@ -130,7 +139,7 @@ async def test_a_kept_connection_the_server_closed_is_replaced_without_an_error(
     async with RawServer(once_per_connection) as server:
         pool = _pool(server.port)
         for n in (1, 2, 3):
-            response = await pool.post(f"http://127.0.0.1:{server.port}/x", b"{}")
+            response = await _post(pool, f"http://127.0.0.1:{server.port}/x", b"{}")
             assert json.loads(await response.aread()) == {"n": n}
             await asyncio.sleep(0.05)
         assert (server.connections, len(server.requests)) == (3, 3)
@@ -146,9 +155,9 @@ async def test_a_request_a_kept_connection_dropped_unanswered_is_sent_once_more(
 
     async with RawServer(drops_the_second) as server:
         pool = _pool(server.port)
-        first = await pool.post(f"http://127.0.0.1:{server.port}/x", b"{}")
+        first = await _post(pool, f"http://127.0.0.1:{server.port}/x", b"{}")
         assert json.loads(await first.aread()) == {"n": 1}
-        second = await pool.post(f"http://127.0.0.1:{server.port}/x", b"{}")
+        second = await _post(pool, f"http://127.0.0.1:{server.port}/x", b"{}")
         assert json.loads(await second.aread()) == {"n": 3}
         assert server.connections == 2
         await pool.aclose()
@@ -163,7 +172,7 @@ async def test_a_silent_server_times_out_and_a_cut_body_is_an_error():
         pool = _pool(server.port, read_timeout=0.3)
         started = time.monotonic()
         with pytest.raises(HttpTimeout):
-            await pool.post(f"http://127.0.0.1:{server.port}/x", b"{}")
+            await _post(pool, f"http://127.0.0.1:{server.port}/x", b"{}")
         assert time.monotonic() - started < 2
 
     async def cut(reader, writer, n):
@@ -172,7 +181,7 @@ async def test_a_silent_server_times_out_and_a_cut_body_is_an_error():
 
     async with RawServer(cut) as server:
         pool = _pool(server.port)
-        response = await pool.post(f"http://127.0.0.1:{server.port}/x", b"{}")
+        response = await _post(pool, f"http://127.0.0.1:{server.port}/x", b"{}")
         with pytest.raises(HttpError):
             await response.aread()
 
@@ -183,7 +192,7 @@ async def test_nothing_listening_is_an_error():
     probe.close()
     await probe.wait_closed()
     with pytest.raises(HttpError):
-        await _pool(port).post(f"http://127.0.0.1:{port}/x", b"{}")
+        await _post(_pool(port), f"http://127.0.0.1:{port}/x", b"{}")
 
 
 async def test_https_with_the_servers_certificate_trusted(tmp_path):
@@ -199,13 +208,13 @@ async def test_https_with_the_servers_certificate_trusted(tmp_path):
             read_timeout=2,
             ssl_context=trusted,
         )
-        response = await pool.post(f"https://localhost:{server.port}/v1/x", b"{}")
+        response = await _post(pool, f"https://localhost:{server.port}/v1/x", b"{}")
         assert json.loads(await response.aread()) == {"n": 1}
         await pool.aclose()
 
         untrusting = _pool(server.port, scheme="https", ssl_context=ssl.create_default_context())
         with pytest.raises(HttpError):
-            await untrusting.post(f"https://127.0.0.1:{server.port}/v1/x", b"{}")
+            await _post(untrusting, f"https://127.0.0.1:{server.port}/v1/x", b"{}")
 
 
 async def test_a_proxy_from_the_environment_is_used(monkeypatch):

@@ -15,6 +15,7 @@ the URL's host name stays in the Host header and the TLS SNI/certificate check.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -130,13 +131,13 @@ async def _message_streams(ws: ClientConnection) -> AsyncIterator[TransportStrea
         # Closing read_writer (on any exit) is how the session learns the socket is
         # gone: its pending requests then fail with "connection closed".
         async with read_writer:
-            try:
+            # ConnectionClosed: the server hung up; Closed/BrokenResource: the session
+            # went away first.
+            with contextlib.suppress(
+                ConnectionClosed, anyio.ClosedResourceError, anyio.BrokenResourceError
+            ):
                 async for frame in ws:
                     await read_writer.send(parse_frame(frame))
-            except ConnectionClosed:
-                pass
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                pass  # the session went away first
 
     async def writer() -> None:
         async with write_reader:

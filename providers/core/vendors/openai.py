@@ -143,8 +143,9 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
         `aiter_lines` and `aclose`."""
         url = self._url("/chat/completions", model)
         pool = self._pool_for(url)
-        if pool is not None:
-            response: Any = await pool.post(url, body)
+        target = pool.target(url) if pool is not None else None
+        if pool is not None and target is not None:
+            response: Any = await pool.post(target, body)
         else:
             request = self._http.build_request("POST", url, content=body)
             response = await self._http.send(request, stream=stream)
@@ -172,7 +173,7 @@ class OpenAIProvider(OpenAIEmbeddings, Provider):
                 read_timeout=self.config.read_timeout,
                 ssl_context=httpx.create_ssl_context() if url.startswith("https:") else None,
             )
-        return self._pool if self._pool.accepts(url) else None
+        return self._pool
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         try:
