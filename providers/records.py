@@ -2,13 +2,17 @@
 
 A request hands its finished `LlmCall` rows to the writer and answers at once; the
 writer prices them (`providers.prices`) and stores them in batches, with their tokens
-and cost counted against the subtenant's and the key's limits. Records reach the
-database milliseconds later. None is lost to a database that went away: the writer
-keeps the batch and retries on a fresh connection with backoff for up to
-CALL_RECORDS_RETRY_SECONDS (a retry stores and counts nothing twice), and at exit it
-drains what it holds. A record the database refuses for what it
-contains is logged and skipped, and the rest of its batch is stored. With
-CALL_RECORDS_IN_BACKGROUND=false they are written before the response instead.
+and cost counted against the subtenant's and the key's limits. The writer gathers what
+arrives within CALL_RECORDS_BATCH_SECONDS of a batch's first record into that batch:
+one transaction stores them all, so a busy process pays for one insert and one budget
+update per batch instead of per call. Records reach the database that much later;
+`wait_idle` (tests, and the exit hook) cuts the wait short.
+
+None is lost to a database that went away: the writer keeps the batch and retries on a
+fresh connection with backoff for up to CALL_RECORDS_RETRY_SECONDS (a retry stores and
+counts nothing twice), and at exit it drains what it holds. A record the database
+refuses for what it contains is logged and skipped, and the rest of its batch is
+stored. With CALL_RECORDS_IN_BACKGROUND=false they are written before the response.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ def _spend_by_key(records: Batch) -> list[tuple[Any, Decimal]]:
 
 class RecordWriter:
     def __init__(self) -> None:
+        # None in the queue asks the writer to store what it gathered now (`wait_idle`).
         self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -102,6 +107,8 @@ class RecordWriter:
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until everything submitted so far is stored (tests, shutdown)."""
         with self._idle:
+            if self._pending:
+                self._queue.put(None)
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def _ensure_thread(self) -> None:
@@ -117,19 +124,36 @@ class RecordWriter:
     def _run(self) -> None:
         while True:
             first = self._queue.get()
-            batches = [first]
-            while len(batches) < _MAX_BATCH:
-                try:
-                    batches.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            records = [r for batch in batches if batch for r in batch]
+            if first is None:
+                continue
+            batches = self._gather(first)
             try:
-                self._write(records)
+                self._write([r for batch in batches for r in batch])
             finally:
                 with self._idle:
                     self._pending -= len(batches)
                     self._idle.notify_all()
+
+    def _gather(self, first: Batch) -> list[Batch]:
+        """`first` and what follows it within CALL_RECORDS_BATCH_SECONDS, or until a
+        flush is asked for (then only what is queued already), up to _MAX_BATCH."""
+        batches = [first]
+        until = time.monotonic() + settings.CALL_RECORDS_BATCH_SECONDS
+        flushing = False
+        while len(batches) < _MAX_BATCH:
+            wait = until - time.monotonic()
+            try:
+                if flushing or wait <= 0:
+                    batch = self._queue.get_nowait()
+                else:
+                    batch = self._queue.get(timeout=wait)
+            except queue.Empty:
+                break
+            if batch is None:
+                flushing = True
+            else:
+                batches.append(batch)
+        return batches
 
     def _write(self, records: Batch) -> None:
         deadline = time.monotonic() + settings.CALL_RECORDS_RETRY_SECONDS

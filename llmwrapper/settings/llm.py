@@ -49,6 +49,9 @@ TOOL_MAX_RESULT_CHARS = env.int("TOOL_MAX_RESULT_CHARS", default=16_000)
 # LLM call records are stored by a background thread, off the request path (false:
 # before the response is sent).
 CALL_RECORDS_IN_BACKGROUND = env.bool("CALL_RECORDS_IN_BACKGROUND", default=True)
+# The writer stores what arrives within this many seconds of a record in one batch
+# (0: each as soon as it can).
+CALL_RECORDS_BATCH_SECONDS = env.float("CALL_RECORDS_BATCH_SECONDS", default=0.2)
 # While the database is away the writer keeps its records and retries this long.
 CALL_RECORDS_RETRY_SECONDS = env.float("CALL_RECORDS_RETRY_SECONDS", default=600.0)
 # Seconds a process keeps the price table (0 = read it for every batch of call records).
