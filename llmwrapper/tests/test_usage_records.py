@@ -52,3 +52,29 @@ def test_a_failed_call_keeps_the_model_it_asked_for(make_tenant, llm_fakes, sett
 
     record = LlmCall.objects.get(subtenant=subtenant)
     assert (record.provider, record.model) == ("anthropic", "claude-haiku-4-5")
+
+
+def test_records_that_arrive_together_are_stored_in_one_batch(
+    make_tenant, llm_fakes, settings, monkeypatch
+):
+    from providers import records
+
+    settings.CALL_RECORDS_IN_BACKGROUND = True
+    settings.CALL_RECORDS_BATCH_SECONDS = 60.0  # only the flush below ends the gathering
+    stored: list[int] = []
+    store = records.store
+
+    def counting_store(batch, **options):
+        stored.append(len(batch))
+        return store(batch, **options)
+
+    monkeypatch.setattr(records, "store", counting_store)
+    subtenant, _, client = make_tenant("batched")
+    for _ in range(3):
+        llm_fakes.openai.enqueue(text="a", usage=(2, 1))
+        assert complete(client).status_code == 200
+
+    assert wait_idle(timeout=10)  # asks for the flush instead of waiting a minute
+    assert stored == [3]
+    assert LlmCall.objects.filter(subtenant=subtenant).count() == 3
+    assert TokenUsage.objects.get(subtenant=subtenant).tokens == 9
