@@ -9,7 +9,7 @@ from django.conf import settings
 from chats import attachments, selectors
 from chats.models import Chat, Message
 from memories.rendering import render_memories
-from memories.selectors import memory_list
+from memories.selectors import memory_context
 from providers.core import types, wire
 from providers.core.content import DocumentPart, ImagePart
 
@@ -132,7 +132,7 @@ def system_context(*, chat: Chat, include_memories: bool, memory_keys: list[str]
     """The chat's system prompt, then memories when asked (the format is documented)."""
     parts = [chat.system_prompt.strip()] if chat.system_prompt.strip() else []
     if include_memories or memory_keys:
-        rendered = render_memories(memory_list(subtenant=chat.subtenant, keys=memory_keys))
+        rendered = render_memories(memory_context(subtenant=chat.subtenant, keys=memory_keys))
         if rendered:
             parts.append(rendered)
     return "\n\n".join(parts)

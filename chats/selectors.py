@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from chats.models import Attachment, Chat, Message
+from llmwrapper import rows
 from llmwrapper.errors import ResourceNotFoundError
 from tenants.models import ApiKey, Subtenant
 
@@ -31,8 +32,14 @@ def chat_access(*, key: ApiKey, chat_id: UUID | str) -> Chat:
     if key.is_admin:
         chat = Chat.objects.select_related("subtenant").filter(pk=chat_id).first()
     else:
-        # A subtenant's key carries its subtenant, read with it: no join needed.
-        chat = next(iter(Chat.objects.filter(pk=chat_id, subtenant_id=key.subtenant_id)), None)
+        # A subtenant's key carries its subtenant, read with it: no join needed (and
+        # no query compiler: every send reads its chat).
+        found = rows.instances(
+            Chat,
+            '"id" = %s AND "subtenant_id" = %s',
+            [rows.value(Chat, "id", chat_id), rows.value(Chat, "subtenant", key.subtenant_id)],
+        )
+        chat = found[0] if found else None
         if chat is not None:
             chat.subtenant = key.subtenant
     if chat is None:
@@ -56,16 +63,21 @@ def message_context_rows(
 ) -> list[tuple[str, str, list, str, str, list]]:
     """The newest `limit` finished messages (before `before_sequence`, when given),
     oldest first, as (role, content, tool_calls, tool_call_id, name, parts) rows."""
-    qs = Message.objects.filter(chat=chat).exclude(status__in=["streaming", "error"])
+    # Every send reads its context: plain SQL (llmwrapper.rows), on the (chat, sequence) index.
+    where = '"chat_id" = %s AND "status" NOT IN (%s, %s)'
+    params = [rows.value(Message, "chat", chat.pk), "streaming", "error"]
     if before_sequence is not None:
-        qs = qs.filter(sequence__lt=before_sequence)
-    rows = list(
-        qs.order_by("-sequence").values_list(
-            "role", "content", "tool_calls", "tool_call_id", "name", "parts"
-        )[:limit]
+        where += ' AND "sequence" < %s'
+        params.append(before_sequence)
+    found = rows.values(
+        Message,
+        ("role", "content", "tool_calls", "tool_call_id", "name", "parts"),
+        where,
+        params,
+        tail=f'ORDER BY "sequence" DESC LIMIT {int(limit)}',
     )
-    rows.reverse()
-    return rows
+    found.reverse()
+    return found  # type: ignore[return-value]
 
 
 def message_pending_tool_calls(*, chat: Chat) -> dict[str, dict]:

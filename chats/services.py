@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 
 from chats import leases
 from chats.models import Attachment, Chat, IdempotencyRecord, Message
+from llmwrapper import rows
 from llmwrapper.errors import ResourceConflictError
 from tenants.models import Subtenant
 
@@ -55,11 +56,9 @@ def messages_append(
         last = _take_sequences(chat, len(messages)) - len(messages)
         if attachments:
             Attachment.objects.bulk_create(attachments, ignore_conflicts=True)
-        created = Message.objects.bulk_create(
-            [
-                Message(chat_id=chat.pk, sequence=last + i, **fields)
-                for i, fields in enumerate(messages, start=1)
-            ]
+        created = rows.insert(
+            Message(chat_id=chat.pk, sequence=last + i, **fields)
+            for i, fields in enumerate(messages, start=1)
         )
     chat.last_sequence = last + len(messages)
     return created
@@ -92,7 +91,7 @@ def message_update(*, message: Message, **fields: Any) -> Message:
     for field, value in fields.items():
         setattr(message, field, value)
     # One UPDATE of these columns (a stream writes its message several times).
-    Message.objects.filter(pk=message.pk).update(**fields)
+    rows.update(Message, message.pk, fields)
     return message
 
 

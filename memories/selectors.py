@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
+from llmwrapper import rows
 from llmwrapper.errors import ResourceNotFoundError
 from memories.models import Memory
 from tenants.models import Subtenant
@@ -16,6 +17,19 @@ def memory_list(*, subtenant: Subtenant, keys: Iterable[str] | None = None) -> Q
     if keys is not None:
         qs = qs.filter(key__in=list(keys))
     return qs
+
+
+def memory_context(*, subtenant: Subtenant, keys: Iterable[str] | None = None) -> list[Memory]:
+    """The memories a chat send puts in its context (every send reads them: plain SQL,
+    see llmwrapper.rows), ordered by key."""
+    where, params = '"subtenant_id" = %s', [rows.value(Memory, "subtenant", subtenant.pk)]
+    if keys is not None:
+        keys = list(keys)
+        if not keys:
+            return []
+        where += ' AND "key" IN (' + ", ".join(["%s"] * len(keys)) + ")"
+        params += keys
+    return rows.instances(Memory, where, params, tail='ORDER BY "key"')
 
 
 def memory_get(*, subtenant: Subtenant, key: str) -> Memory:
