@@ -21,7 +21,7 @@ import time
 from typing import Any
 from uuid import UUID
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
 
@@ -151,10 +151,13 @@ async def publish(
     layer = get_channel_layer()
     if layer is None or _link.down:
         return
+    group = group_name(chat_id)
+    if isinstance(layer, InMemoryChannelLayer) and group not in layer.groups:
+        return  # a layer of this process only, and no socket of it watches the chat
     try:
         await _call(
             layer.group_send(
-                group_name(chat_id),
+                group,
                 {"type": "chat.event", "event": event, "data": data, "origin": origin},
             )
         )

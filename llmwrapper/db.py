@@ -85,6 +85,10 @@ def _once(fn: Callable[..., T], args: tuple, kwargs: dict, keep: bool) -> T:
     return result
 
 
+# One wrapper for every unit (building asgiref's SyncToAsync costs more than the hop).
+_run_once = sync_to_async(_once)
+
+
 async def run(
     fn: Callable[..., T], /, *args: Any, retry_for: float = 0.0, keep: bool = False, **kwargs: Any
 ) -> T:
@@ -98,7 +102,7 @@ async def run(
     delay = _FIRST_DELAY
     while True:
         try:
-            return await sync_to_async(_once)(fn, args, kwargs, keep)
+            return await _run_once(fn, args, kwargs, keep)
         except DB_ERRORS as exc:
             if not retry_for or time.monotonic() + delay > deadline:
                 raise
