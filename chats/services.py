@@ -52,6 +52,8 @@ def messages_append(
     for fields in messages:
         if fields.get("status") == Message.Status.STREAMING:
             fields.setdefault("lease_expires_at", deadline)
+    if connection.vendor == "postgresql" and not attachments and len(messages) <= 100:
+        return _append_in_one_statement(chat, messages)
     with transaction.atomic():
         last = _take_sequences(chat, len(messages)) - len(messages)
         if attachments:
@@ -61,6 +63,38 @@ def messages_append(
             for i, fields in enumerate(messages, start=1)
         )
     chat.last_sequence = last + len(messages)
+    return created
+
+
+def _append_in_one_statement(chat: Chat, messages: list[dict[str, Any]]) -> list[Message]:
+    """`messages_append` on PostgreSQL: the chat's UPDATE ... RETURNING feeds the
+    INSERT of one statement, so the row lock lasts one statement and the append costs
+    one round trip instead of four (BEGIN, UPDATE, INSERT, COMMIT)."""
+    count = len(messages)
+    table = connection.ops.quote_name(Chat._meta.db_table)
+    taken = (
+        f"taken AS (UPDATE {table} SET last_sequence = last_sequence + %s, updated_at = %s"  # noqa: S608
+        " WHERE id = %s RETURNING last_sequence)",
+        [count, _now(), rows.value(Chat, "id", chat.pk)],
+    )
+    # A message's `sequence` holds its distance from the chat's new last one until the
+    # database has numbered it.
+    objs = [
+        Message(chat_id=chat.pk, sequence=count - i, **fields)
+        for i, fields in enumerate(messages, start=1)
+    ]
+    try:
+        created = rows.insert_returning(
+            objs,
+            with_=taken,
+            computed={"sequence": "(SELECT last_sequence FROM taken) - %s"},
+            returning=("sequence",),
+        )
+    except IntegrityError as exc:
+        if getattr(getattr(exc.__cause__, "diag", None), "column_name", None) == "sequence":
+            raise Chat.DoesNotExist from exc  # the chat is gone: nothing was numbered
+        raise
+    chat.last_sequence = max(m.sequence for m in created)
     return created
 
 

@@ -69,28 +69,64 @@ def insert(objs: Iterable[M]) -> list[M]:
     objs = list(objs)
     if not objs:
         return objs
-    model = type(objs[0])
-    fields = [f for f in model._meta.concrete_fields if not f.generated]
+    fields = _writable(type(objs[0]))
     size = max(connection.ops.bulk_batch_size(fields, objs), 1)
     for start in range(0, len(objs), size):
-        _insert(model, fields, objs[start : start + size])
+        sql, params = _insert_sql(fields, objs[start : start + size], {})
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    return _stored(objs)
+
+
+def insert_returning(
+    objs: Sequence[M],
+    *,
+    with_: tuple[str, Sequence[Any]],
+    computed: dict[str, str],
+    returning: Sequence[str],
+) -> list[M]:
+    """Insert `objs` in one statement that starts with the WITH clause `with_` (its SQL
+    and values) and gives the fields of `computed` an SQL expression instead of their
+    value (a `%s` in it takes the instance's value); the fields `returning` are then set
+    from what the database stored. Any number of rows the database takes in one
+    statement (PostgreSQL: every chat append)."""
+    model = type(objs[0])
+    sql, params = _insert_sql(_writable(model), objs, computed)
+    pk_name: str = model._meta.pk.name  # type: ignore[union-attr]
+    columns, fields, converters = _reading(model, (pk_name, *returning), connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {with_[0]} {sql} RETURNING {columns}", [*with_[1], *params])
+        stored = cursor.fetchall()
+    by_pk = {key: row for key, *row in (_converted(r, fields, converters) for r in stored)}
+    for obj in objs:
+        for name, stored_value in zip(returning, by_pk[obj.pk], strict=True):
+            setattr(obj, name, stored_value)
+    return _stored(list(objs))
+
+
+def _writable(model: type[Model]) -> list[Field]:
+    return [f for f in model._meta.concrete_fields if not f.generated]
+
+
+def _stored(objs: list[M]) -> list[M]:
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
     return objs
 
 
-def _insert(model: type[Model], fields: list[Field], objs: list[Model]) -> None:
+def _insert_sql(
+    fields: list[Field], objs: Sequence[Model], computed: dict[str, str]
+) -> tuple[str, list[Any]]:
+    """One INSERT of `objs`; each expression of `computed` holds one `%s`."""
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    row = "(" + ", ".join(computed.get(f.name, "%s") for f in fields) + ")"
     params: list[Any] = []
     for obj in objs:
         params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    table, rows = quote(model._meta.db_table), ", ".join([row] * len(objs))
-    sql = f"INSERT INTO {table} ({columns}) VALUES {rows}"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    table, rows = quote(type(objs[0])._meta.db_table), ", ".join([row] * len(objs))
+    return f"INSERT INTO {table} ({columns}) VALUES {rows}", params  # noqa: S608
 
 
 def _fetch(

@@ -104,3 +104,16 @@ def test_a_large_insert_is_split_into_statements_the_database_takes(chat):
     )
     assert len(many) == 3000
     assert Message.objects.filter(chat=chat).count() == 3000
+
+
+def test_insert_returning_numbers_rows_from_its_with_clause(chat):
+    objs = [Message(chat=chat, sequence=i, role="user", content=str(i)) for i in (1, 2, 3)]
+    written = rows.insert_returning(
+        objs,
+        with_=("base AS (SELECT %s AS start)", [40]),
+        computed={"sequence": "(SELECT start FROM base) + %s"},
+        returning=("sequence", "created_at"),
+    )
+    assert [m.sequence for m in written] == [41, 42, 43]
+    for message in written:
+        assert _fields(Message.objects.get(pk=message.pk)) == _fields(message)
