@@ -71,12 +71,7 @@ def _append_in_one_statement(chat: Chat, messages: list[dict[str, Any]]) -> list
     INSERT of one statement, so the row lock lasts one statement and the append costs
     one round trip instead of four (BEGIN, UPDATE, INSERT, COMMIT)."""
     count = len(messages)
-    table = connection.ops.quote_name(Chat._meta.db_table)
-    taken = (
-        f"taken AS (UPDATE {table} SET last_sequence = last_sequence + %s, updated_at = %s"  # noqa: S608
-        " WHERE id = %s RETURNING last_sequence)",
-        [count, _now(), rows.value(Chat, "id", chat.pk)],
-    )
+    update, params = _sequences_update(chat, count)
     # A message's `sequence` holds its distance from the chat's new last one until the
     # database has numbered it.
     objs = [
@@ -86,7 +81,7 @@ def _append_in_one_statement(chat: Chat, messages: list[dict[str, Any]]) -> list
     try:
         created = rows.insert_returning(
             objs,
-            with_=taken,
+            with_=(f"taken AS ({update})", params),
             computed={"sequence": "(SELECT last_sequence FROM taken) - %s"},
             returning=("sequence",),
         )
@@ -100,19 +95,22 @@ def _append_in_one_statement(chat: Chat, messages: list[dict[str, Any]]) -> list
 
 def _take_sequences(chat: Chat, count: int) -> int:
     """Add `count` to the chat's `last_sequence`; the new value (in a transaction)."""
-    table = connection.ops.quote_name(Chat._meta.db_table)
-    pk = Chat._meta.pk.get_db_prep_value(chat.pk, connection)
-    updated_at = Chat._meta.get_field("updated_at").get_db_prep_value(_now(), connection)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_sequence = last_sequence + %s, updated_at = %s"  # noqa: S608
-            " WHERE id = %s RETURNING last_sequence",
-            [count, updated_at, pk],
-        )
+        cursor.execute(*_sequences_update(chat, count))
         row = cursor.fetchone()
     if row is None:
         raise Chat.DoesNotExist
     return row[0]
+
+
+def _sequences_update(chat: Chat, count: int) -> tuple[str, list[Any]]:
+    """The UPDATE that moves the chat's `last_sequence` on by `count` and returns it."""
+    table = connection.ops.quote_name(Chat._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET last_sequence = last_sequence + %s, updated_at = %s"  # noqa: S608
+        " WHERE id = %s RETURNING last_sequence"
+    )
+    return sql, [count, rows.value(Chat, "updated_at", _now()), rows.value(Chat, "id", chat.pk)]
 
 
 def message_update(*, message: Message, **fields: Any) -> Message:

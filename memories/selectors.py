@@ -12,11 +12,8 @@ from memories.models import Memory
 from tenants.models import Subtenant
 
 
-def memory_list(*, subtenant: Subtenant, keys: Iterable[str] | None = None) -> QuerySet[Memory]:
-    qs = Memory.objects.filter(subtenant=subtenant).order_by("key")
-    if keys is not None:
-        qs = qs.filter(key__in=list(keys))
-    return qs
+def memory_list(*, subtenant: Subtenant) -> QuerySet[Memory]:
+    return Memory.objects.filter(subtenant=subtenant).order_by("key")
 
 
 def memory_context(*, subtenant: Subtenant, keys: Iterable[str] | None = None) -> list[Memory]:

@@ -1,7 +1,10 @@
 """What the usage dashboard is built from: every call record names its model, and every
 subtenant's usage per period is counted, budget or not."""
 
+import threading
+
 import pytest
+from django.db.backends.signals import connection_created
 
 from providers.models import LlmCall
 from providers.records import wait_idle
@@ -54,27 +57,37 @@ def test_a_failed_call_keeps_the_model_it_asked_for(make_tenant, llm_fakes, sett
     assert (record.provider, record.model) == ("anthropic", "claude-haiku-4-5")
 
 
-def test_records_that_arrive_together_are_stored_in_one_batch(
-    make_tenant, llm_fakes, settings, monkeypatch
-):
-    from providers import records
-
+def test_records_that_arrive_together_are_stored_in_one_batch(make_tenant, llm_fakes, settings):
+    """Observed on the writer's own database connection: one INSERT for three calls."""
     settings.CALL_RECORDS_IN_BACKGROUND = True
     settings.CALL_RECORDS_BATCH_SECONDS = 60.0  # only the flush below ends the gathering
-    stored: list[int] = []
-    store = records.store
+    inserts: list[str] = []
+    watched = []
 
-    def counting_store(batch, **options):
-        stored.append(len(batch))
-        return store(batch, **options)
+    def count_inserts(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "providers_llmcall"'):
+            inserts.append(sql)
+        return execute(sql, params, many, context)
 
-    monkeypatch.setattr(records, "store", counting_store)
-    subtenant, _, client = make_tenant("batched")
-    for _ in range(3):
-        llm_fakes.openai.enqueue(text="a", usage=(2, 1))
-        assert complete(client).status_code == 200
+    def watch(sender, connection, **kwargs):
+        # The writer opens a connection for each batch it stores.
+        writer = threading.current_thread().name == "llm-call-records"
+        if writer and count_inserts not in connection.execute_wrappers:
+            connection.execute_wrappers.append(count_inserts)
+            watched.append(connection)
 
-    assert wait_idle(timeout=10)  # asks for the flush instead of waiting a minute
-    assert stored == [3]
+    connection_created.connect(watch)
+    try:
+        subtenant, _, client = make_tenant("batched")
+        for _ in range(3):
+            llm_fakes.openai.enqueue(text="a", usage=(2, 1))
+            assert complete(client).status_code == 200
+
+        assert wait_idle(timeout=10)  # asks for the flush instead of waiting a minute
+    finally:
+        connection_created.disconnect(watch)
+        for connection in watched:
+            connection.execute_wrappers.remove(count_inserts)
+    assert len(inserts) == 1
     assert LlmCall.objects.filter(subtenant=subtenant).count() == 3
     assert TokenUsage.objects.get(subtenant=subtenant).tokens == 9
