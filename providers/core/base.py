@@ -4,12 +4,12 @@ descriptor with which each adapter describes its vendor."""
 from __future__ import annotations
 
 import abc
-import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from providers.core.errors import ProviderBadRequestError, ProviderTimeoutError
+from providers.core.timers import Watch
 from providers.core.types import (
     ChatRequest,
     ChatResult,
@@ -181,6 +181,7 @@ class _Paced(Generic[T]):
         self._source = aiter(source)
         self._idle = idle if idle and idle > 0 else None
         self._provider = provider
+        self._watch = Watch()  # one timer for the whole stream
 
     def __aiter__(self) -> _Paced[T]:
         return self
@@ -189,10 +190,11 @@ class _Paced(Generic[T]):
         if self._idle is None:
             return await anext(self._source)
         try:
-            async with asyncio.timeout(self._idle) as scope:
+            with self._watch.within(self._idle):
                 return await anext(self._source)
-        except TimeoutError:
-            if not scope.expired():
+        except BaseException as exc:
+            self._watch.close()  # the stream ended (or failed): its timer goes
+            if not isinstance(exc, TimeoutError) or not self._watch.expired:
                 raise
             raise ProviderTimeoutError(
                 f"Provider '{self._provider}' sent nothing for {self._idle:g}s",

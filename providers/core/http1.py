@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from providers.core.timers import Watch
+
 _LINE_LIMIT = 16 * 1024 * 1024  # one SSE line: a chunk of a long tool call's arguments
 
 
@@ -93,6 +95,7 @@ class _Body:
         self, reader: asyncio.StreamReader, headers: Mapping[str, str], timeout: float, status: int
     ) -> None:
         self._reader, self._timeout = reader, timeout
+        self._watch = Watch()  # one timer for all the body's reads
         self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         length = headers.get("content-length")
         self.length = int(length) if length and not self.chunked else None
@@ -131,6 +134,8 @@ class _Body:
             raise HttpError(f"the response body broke off: {exc}") from exc
         except OSError as exc:
             raise HttpError(f"the connection broke: {exc}") from exc
+        finally:
+            self._watch.close()
         self.done = True
 
     async def _skip_trailers(self) -> None:
@@ -141,9 +146,11 @@ class _Body:
 
     async def _io(self, read: Any) -> Any:
         try:
-            async with asyncio.timeout(self._timeout):
+            with self._watch.within(self._timeout):
                 return await read
         except TimeoutError:
+            if not self._watch.expired:
+                raise
             raise HttpTimeout(f"no data for {self._timeout} s") from None
 
 

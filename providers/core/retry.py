@@ -52,6 +52,7 @@ from providers.core.errors import (
     ProviderStreamInterruptedError,
     ProviderTimeoutError,
 )
+from providers.core.timers import Watch
 from providers.core.types import (
     AttemptFailed,
     AttemptStarted,
@@ -107,6 +108,7 @@ class Deadline:
         self.seconds = seconds if seconds and seconds > 0 else None
         self.when = None if self.seconds is None else _now() + self.seconds
         self._spent = False
+        self._watch = Watch()
 
     @staticmethod
     def current() -> Deadline:
@@ -131,16 +133,20 @@ class Deadline:
         try:
             if self.when is None:
                 return await anext(events)
-            async with asyncio.timeout_at(self.when) as scope:
+            with self._watch.until(self.when):
                 return await anext(events)
         except StopAsyncIteration:
             return None
         except TimeoutError:
-            if self.when is None or not scope.expired():
+            if not self._watch.expired:
                 raise
             raise self.error(provider) from None
         finally:
             _current_deadline.reset(token)
+
+    def close(self) -> None:
+        """The call is over: its timer goes."""
+        self._watch.close()
 
     def error(self, provider: str) -> ProviderTimeoutError:
         return ProviderTimeoutError(
@@ -235,11 +241,14 @@ class WithDeadline(WrapperProvider):
     async def _events(self, request: ChatRequest, *, streaming: bool) -> AsyncIterator[StreamEvent]:
         deadline = Deadline(self.seconds)
         attempting = self.wrapped.name  # who a timeout names
-        async with aclosing(events_of(self.wrapped, request, streaming=streaming)) as events:
-            while (event := await deadline.next(events, attempting)) is not None:
-                if isinstance(event, AttemptStarted):
-                    attempting = event.provider
-                yield event
+        try:
+            async with aclosing(events_of(self.wrapped, request, streaming=streaming)) as events:
+                while (event := await deadline.next(events, attempting)) is not None:
+                    if isinstance(event, AttemptStarted):
+                        attempting = event.provider
+                    yield event
+        finally:
+            deadline.close()
 
 
 class CoolingDown(WrapperProvider):
