@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from django.utils import timezone
@@ -105,6 +105,7 @@ class MessageSerializer(serializers.ModelSerializer):
 def message_to_api(message: Message) -> dict[str, Any]:
     """A message as the API shows it: MessageSerializer's fields, built directly, as
     every chat event carries messages and a send serializes several."""
+    zone = timezone.get_current_timezone()
     return {
         "id": str(message.id),
         "chat": str(message.chat_id),
@@ -123,8 +124,8 @@ def message_to_api(message: Message) -> dict[str, Any]:
         "error": message.error,
         "latency_ms": message.latency_ms,
         "metadata": message.metadata,
-        "created_at": _timestamp(message.created_at),
-        "updated_at": _timestamp(message.updated_at),
+        "created_at": _timestamp(message.created_at, zone),
+        "updated_at": _timestamp(message.updated_at, zone),
     }
 
 
@@ -136,11 +137,14 @@ def _usage(message: Message) -> dict | None:
     return {"input_tokens": prompt, "output_tokens": completion, "total_tokens": total}
 
 
-def _timestamp(value: datetime | None) -> str | None:
-    """As DRF's DateTimeField writes it: ISO 8601 in the current time zone, UTC as Z."""
+def _timestamp(value: datetime | None, zone: tzinfo) -> str | None:
+    """As DRF's DateTimeField writes it: ISO 8601 in `zone` (the current time zone),
+    UTC as Z."""
     if value is None:
         return None
-    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    if str(zone) != "UTC" or value.utcoffset():  # a UTC time shown in UTC is kept as is
+        value = value.astimezone(zone)
+    text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
