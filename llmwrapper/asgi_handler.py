@@ -12,9 +12,11 @@ runs; at most THREADS_KEPT_IDLE idle threads are kept.
 Stock Django also hops to that thread twice for every request, for the receivers of
 `request_started` and for `response.close()` (which sends `request_finished`): they
 reset and close the thread's database connections. Here `request_started` is sent on
-the request's thread just before its first unit of work, and a request that gave its
-thread no work (an API call answered from in-memory state and the upstream model)
-closes its response on the event loop: its thread holds nothing of it to close.
+the request's thread just before its first unit of work, and a request whose thread
+holds no database connection at its end closes its response on the event loop: one
+that gave its thread no work (an API call answered from in-memory state and the
+upstream model), or whose units each handed their pooled connection back (a chat send
+on PostgreSQL). Its thread holds nothing of it to close.
 """
 
 from __future__ import annotations
@@ -30,32 +32,41 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.db import connections
 from django.urls import set_script_prefix
 
 THREADS_KEPT_IDLE = 64
 
 
 class RequestThread(ThreadPoolExecutor):
-    """One request's thread: notes whether the request gave it work, and runs
-    `on_first` on it before the first unit."""
+    """One request's thread: notes whether the request gave it work and whether its
+    last unit left a database connection open, and runs `on_first` on it before the
+    first unit."""
 
     def __init__(self) -> None:
         super().__init__(max_workers=1, thread_name_prefix="request")
         self.used = False
+        self.holds = False
         self.on_first: Callable[[], None] | None = None
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        first = None
         if not self.used:
             self.used = True
             first, self.on_first = self.on_first, None
+        return super().submit(self._unit, first, fn, args, kwargs)
+
+    def _unit(
+        self, first: Callable[[], None] | None, fn: Callable[..., Any], args: tuple, kwargs: dict
+    ) -> Any:
+        try:
             if first is not None:
-                return super().submit(_after, first, fn, *args, **kwargs)
-        return super().submit(fn, *args, **kwargs)
-
-
-def _after(first: Callable[[], None], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    first()
-    return fn(*args, **kwargs)
+                first()
+            return fn(*args, **kwargs)
+        finally:
+            self.holds = any(
+                c.connection is not None for c in connections.all(initialized_only=True)
+            )
 
 
 class _Threads:
@@ -68,7 +79,7 @@ class _Threads:
         with self._lock:
             thread = self._idle.pop() if self._idle else None
         thread = thread or RequestThread()
-        thread.used, thread.on_first = False, None
+        thread.used, thread.holds, thread.on_first = False, False, None
         return thread
 
     def give_back(self, thread: RequestThread) -> None:
@@ -157,16 +168,17 @@ class ReusedThreadsASGIHandler(ASGIHandler):
 
     async def _close(self, response: Any, thread: RequestThread) -> None:
         """`response.close()` (which sends `request_finished`) on the request's thread,
-        or on the loop when the request gave its thread no work."""
+        or on the loop when the thread holds no database connection: the request gave
+        it no work, or each of its units handed its connection back to the pool."""
         thread.on_first = None
-        if thread.used:
+        if thread.holds:
             await sync_to_async(response.close)()
         else:
             response.close()
 
     async def _finished(self, thread: RequestThread) -> None:
         thread.on_first = None
-        if thread.used:
+        if thread.holds:
             await signals.request_finished.asend(sender=self.__class__)
         else:
             signals.request_finished.send(sender=self.__class__)
