@@ -11,9 +11,8 @@ from providers.core.timers import Watch
 
 async def test_a_block_past_its_time_raises_timeout_error():
     watch = Watch()
-    with pytest.raises(TimeoutError):
-        with watch.within(0.05):
-            await asyncio.sleep(1)
+    with pytest.raises(TimeoutError), watch.within(0.05):
+        await asyncio.sleep(1)
     assert watch.expired
     watch.close()
 
@@ -82,9 +81,8 @@ async def test_a_cancellation_from_elsewhere_stays_a_cancellation():
 
 async def test_an_inner_timeout_error_is_not_the_watch_expiring():
     watch = Watch()
-    with pytest.raises(TimeoutError):
-        with watch.within(10):
-            raise TimeoutError("the awaited thing's own")
+    with pytest.raises(TimeoutError), watch.within(10):
+        raise TimeoutError("the awaited thing's own")
     assert not watch.expired
     watch.close()
 
