@@ -91,8 +91,11 @@ def _spend_by_key(records: Batch) -> list[tuple[Any, Decimal]]:
 
 class RecordWriter:
     def __init__(self) -> None:
-        # None in the queue asks the writer to store what it gathered now (`wait_idle`).
-        self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Batch] = queue.SimpleQueue()
+        # Set by `wait_idle`: store what was gathered now. While gathering, the writer
+        # waits on this, not on the queue, so a request's `submit` wakes no thread
+        # (but the one that starts a batch).
+        self._flush = threading.Event()
         self._pending = 0
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -108,7 +111,7 @@ class RecordWriter:
         """Block until everything submitted so far is stored (tests, shutdown)."""
         with self._idle:
             if self._pending:
-                self._queue.put(None)
+                self._flush.set()
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def _ensure_thread(self) -> None:
@@ -123,10 +126,7 @@ class RecordWriter:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                continue
-            batches = self._gather(first)
+            batches = self._gather(self._queue.get())
             try:
                 self._write([r for batch in batches for r in batch])
             finally:
@@ -137,22 +137,15 @@ class RecordWriter:
     def _gather(self, first: Batch) -> list[Batch]:
         """`first` and what follows it within CALL_RECORDS_BATCH_SECONDS, or until a
         flush is asked for (then only what is queued already), up to _MAX_BATCH."""
+        if self._queue.qsize() < _MAX_BATCH - 1:
+            self._flush.wait(settings.CALL_RECORDS_BATCH_SECONDS)
+        self._flush.clear()  # what is queued now is stored next: a flush asked for is met
         batches = [first]
-        until = time.monotonic() + settings.CALL_RECORDS_BATCH_SECONDS
-        flushing = False
         while len(batches) < _MAX_BATCH:
-            wait = until - time.monotonic()
             try:
-                if flushing or wait <= 0:
-                    batch = self._queue.get_nowait()
-                else:
-                    batch = self._queue.get(timeout=wait)
+                batches.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-            if batch is None:
-                flushing = True
-            else:
-                batches.append(batch)
         return batches
 
     def _write(self, records: Batch) -> None:
