@@ -8,8 +8,14 @@ because the database went away is retried on a fresh connection when it is safe 
 run twice (`retry_for` seconds in all, with backoff): the final write of a streamed
 answer survives a database restart. Between attempts `run` sleeps on the event loop,
 never on the worker thread, which other requests (every WebSocket of the process)
-may share. Without `retry_for`, a pool with no connection free within
-DATABASE_POOL_TIMEOUT fails the unit, and the request answers 503 with Retry-After.
+may share.
+
+A unit waits DATABASE_POOL_TIMEOUT for a pooled connection. When none came but the
+pool is busy rather than stuck (the database answers, and another unit of this
+process got a connection and finished within that time: a burst queueing behind the
+processor), the unit queues again, for up to DATABASE_POOL_QUEUE_SECONDS in all: no
+statement of it ran, so running it again is safe. Otherwise (without `retry_for`) the
+unit fails and the request answers 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 logger = logging.getLogger(__name__)
@@ -74,7 +81,12 @@ def release() -> None:
         connection.close()
 
 
+# When a unit of this process last finished: the pool lends connections while it moves.
+_finished_at = 0.0
+
+
 def _once(fn: Callable[..., T], args: tuple, kwargs: dict, keep: bool) -> T:
+    global _finished_at
     try:
         result = fn(*args, **kwargs)
     except BaseException:
@@ -82,7 +94,19 @@ def _once(fn: Callable[..., T], args: tuple, kwargs: dict, keep: bool) -> T:
         raise
     if not keep:
         release()
+    _finished_at = time.monotonic()
     return result
+
+
+def _pool_moving(exc: BaseException, queued_since: float) -> bool:
+    """Whether a unit that found no connection free may queue for one again."""
+    now = time.monotonic()
+    return (
+        is_pool_timeout(exc)
+        and now - queued_since < settings.DATABASE_POOL_QUEUE_SECONDS
+        and now - _finished_at < settings.DATABASE_POOL_TIMEOUT
+        and _database_answers()
+    )
 
 
 # One wrapper for every unit (building asgiref's SyncToAsync costs more than the hop).
@@ -98,12 +122,16 @@ async def run(
     without waiting on anything slow (a unit that releases it, or the request's end,
     which closes it): each checkout from the pool costs a health-check round trip.
     """
-    deadline = time.monotonic() + retry_for
+    started = time.monotonic()
+    deadline = started + retry_for
     delay = _FIRST_DELAY
     while True:
         try:
             return await _run_once(fn, args, kwargs, keep)
         except DB_ERRORS as exc:
+            if _pool_moving(exc, started):
+                logger.info("No pooled connection free yet; the pool is busy, queueing again")
+                continue
             if not retry_for or time.monotonic() + delay > deadline:
                 raise
             logger.warning("Database unavailable (%s); retrying on a fresh connection", exc)

@@ -119,11 +119,14 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 _IS_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 DATABASES["default"].setdefault("CONN_MAX_AGE", 600 if _IS_SQLITE else 0)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-# Streams hold a connection only for each short write (llmwrapper/db.py). A pool with no
-# connection free within DATABASE_POOL_TIMEOUT answers 503 with Retry-After at once.
+# Streams hold a connection only for each short write (llmwrapper/db.py). A pool that
+# lends no connection within DATABASE_POOL_TIMEOUT answers 503 with Retry-After.
 # CONN_HEALTH_CHECKS makes the pool check every connection it lends, so after a
 # database restart the dead ones are replaced instead of failing their requests.
 DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=5.0)
+# A pool that is busy, not stuck (it lent a connection within DATABASE_POOL_TIMEOUT),
+# keeps a unit queued for this long in all before the request answers 503.
+DATABASE_POOL_QUEUE_SECONDS = env.float("DATABASE_POOL_QUEUE_SECONDS", default=30.0)
 # How long the final write of a streamed answer is retried while the database is away.
 DATABASE_RETRY_SECONDS = env.float("DATABASE_RETRY_SECONDS", default=15.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
