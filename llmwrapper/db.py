@@ -98,14 +98,20 @@ def _once(fn: Callable[..., T], args: tuple, kwargs: dict, keep: bool) -> T:
     return result
 
 
-def _pool_moving(exc: BaseException, queued_since: float) -> bool:
+async def _pool_moving(exc: BaseException, queued_since: float) -> bool:
     """Whether a unit that found no connection free may queue for one again."""
+    if not is_pool_timeout(exc):
+        return False
+    # The probe connects with a 1 s timeout: never on the loop. Its verdict is kept for
+    # a second, so the 503 that may follow (`is_pool_exhausted`) reads it from there.
+    answers = _probe[1] if time.monotonic() - _probe[0] < 1.0 else None
+    if answers is None:
+        answers = await asyncio.to_thread(_database_answers)
     now = time.monotonic()
     return (
-        is_pool_timeout(exc)
+        answers
         and now - queued_since < settings.DATABASE_POOL_QUEUE_SECONDS
         and now - _finished_at < settings.DATABASE_POOL_TIMEOUT
-        and _database_answers()
     )
 
 
@@ -129,7 +135,7 @@ async def run(
         try:
             return await _run_once(fn, args, kwargs, keep)
         except DB_ERRORS as exc:
-            if _pool_moving(exc, started):
+            if await _pool_moving(exc, started):
                 logger.info("No pooled connection free yet; the pool is busy, queueing again")
                 continue
             if not retry_for or time.monotonic() + delay > deadline:
