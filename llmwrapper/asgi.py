@@ -5,6 +5,7 @@ credentials, the server's own access lines included.
 """
 
 import os
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmwrapper.settings")
 
@@ -37,9 +38,17 @@ if settings.CHAT_LEASE_SWEEP:
 
     start_sweeper()
 
+http_app: Any = django_asgi_app
+if settings.HOT_LANE:
+    # The common case of `POST /v1/chat/completions` skips Django's machinery.
+    from llmwrapper.lane import HotLane
+    from surfaces.openai_chat import LANE_ROUTE
+
+    http_app = HotLane(django_asgi_app, {"/v1/chat/completions": LANE_ROUTE})
+
 application = ProtocolTypeRouter(
     {
-        "http": TracedAsgiApp(django_asgi_app),
+        "http": TracedAsgiApp(http_app),
         "websocket": AllowedHostsWebSocketMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

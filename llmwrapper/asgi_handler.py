@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -102,6 +102,23 @@ class ReusedThreadsASGIHandler(ASGIHandler):
         try:
             async with ThreadSensitiveContext(executor=thread):
                 await self._handle(scope, receive, send, thread)
+        finally:
+            self._threads.give_back(thread)
+
+    @contextlib.asynccontextmanager
+    async def request_thread(self, scope: dict[str, Any]) -> AsyncIterator[None]:
+        """A thread of its own for the sync work of a request answered outside Django's
+        handler (`llmwrapper.lane`), with the same signals around that work."""
+        thread = self._threads.borrow()
+        sender = self.__class__
+        thread.on_first = lambda: signals.request_started.send(sender=sender, scope=scope)
+        try:
+            async with ThreadSensitiveContext(executor=thread):
+                try:
+                    yield
+                finally:
+                    if thread.used:
+                        await self._finished(thread)
         finally:
             self._threads.give_back(thread)
 

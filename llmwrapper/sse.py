@@ -19,7 +19,7 @@ def encode(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
-async def _counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     # Counted from the first pull to the end (or the client leaving): a stream now open.
     with ACTIVE_STREAMS.labels("sse").track_inprogress():
         async for chunk in chunks:
@@ -35,7 +35,7 @@ def stream_response(
     chunks: AsyncIterator[bytes], *, headers: dict | None = None
 ) -> StreamingHttpResponse:
     """An event stream of already-encoded chunks, counted among the open streams."""
-    response = StreamingHttpResponse(_counted(chunks), content_type="text/event-stream")
+    response = StreamingHttpResponse(counted(chunks), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # Proxies such as nginx would otherwise buffer the whole stream.
     response["X-Accel-Buffering"] = "no"

@@ -20,10 +20,12 @@ from typing import Any
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 import pipeline
+from llmwrapper import lane
 from llmwrapper.api import principal, validated
 from llmwrapper.db import DB_ERRORS
 from llmwrapper.errors import ApplicationError, database_unavailable
@@ -37,7 +39,7 @@ from providers.core.tooling import tool_specs_from_openai
 from providers.core.types import ToolCall
 from providers.request_fields import GenerationFieldsMixin, MessageInputSerializer
 from surfaces import compat
-from tenants.models import Subtenant
+from tenants.models import ApiKey, Subtenant
 
 logger = logging.getLogger(__name__)
 
@@ -147,15 +149,18 @@ class _OpenAIView(compat.CompatView):
         return Response(error.body(), status=error.status, headers=error.headers)
 
 
-def _subtenant(request: Request) -> Subtenant:
-    caller = principal(request)
-    if caller.subtenant is not None:
-        return caller.subtenant
+def _billed(key: ApiKey) -> Subtenant:
+    if key.subtenant is not None:
+        return key.subtenant
     raise OpenAIError(
         400,
         "The OpenAI-compatible API needs a subtenant key (an admin key is not billed to a tenant).",
         "invalid_request_error",
     )
+
+
+def _subtenant(request: Request) -> Subtenant:
+    return _billed(principal(request).key)
 
 
 class ChatCompletionsView(_OpenAIView):
@@ -171,42 +176,79 @@ class ChatCompletionsView(_OpenAIView):
     )
     async def post(self, request: Request):  # type: ignore[no-untyped-def]
         fields = validated(ChatCompletionSerializer, request.data)
-        params = dict(fields)
-        if "max_completion_tokens" in params and "max_tokens" not in params:
-            params["max_tokens"] = params["max_completion_tokens"]
-        chat_id = request.headers.get("X-Chat-ID")
-        turn = await pipeline.start(
-            pipeline.TurnSpec(
-                subtenant=_subtenant(request),
-                api_key=principal(request).key,
-                source="openai_compat",
-                model=fields["model"],
-                fallbacks=fields.get("fallbacks"),
-                messages=wire.messages_from_api(
-                    fields["messages"], limits=gateway.content_limits()
-                ),
-                tools=tool_specs_from_openai(fields.get("tools"), fields.get("functions")),
-                tool_choice=fields.get("tool_choice"),
-                params=params,
-                server_tools=compat.server_tools(fields.get("server_tools")),
-                chat=pipeline.ChatExchange(chat_id) if chat_id else None,
-            )
-        )
-        completion = _Completion(fields["model"], turn)
-        if fields.get("stream"):
-            include_usage = bool((fields.get("stream_options") or {}).get("include_usage"))
+        completion = await start(fields, principal(request).key, request.headers.get("X-Chat-ID"))
+        if completion.streams:
             # The model's first event is awaited here, so a failure before any output
             # answers as a plain error (429 with Retry-After: the SDK's RateLimitError).
             await completion.open_stream()
-            return stream_response(completion.chunks(include_usage))
+            return stream_response(completion.chunks())
         return Response(await completion.body())
+
+
+async def start(fields: dict[str, Any], key: ApiKey, chat_id: str | None) -> _Completion:
+    """The turn a validated request asks for, started, in Chat Completions' format."""
+    params = dict(fields)
+    if "max_completion_tokens" in params and "max_tokens" not in params:
+        params["max_tokens"] = params["max_completion_tokens"]
+    turn = await pipeline.start(
+        pipeline.TurnSpec(
+            subtenant=_billed(key),
+            api_key=key,
+            source="openai_compat",
+            model=fields["model"],
+            fallbacks=fields.get("fallbacks"),
+            messages=wire.messages_from_api(fields["messages"], limits=gateway.content_limits()),
+            tools=tool_specs_from_openai(fields.get("tools"), fields.get("functions")),
+            tool_choice=fields.get("tool_choice"),
+            params=params,
+            server_tools=compat.server_tools(fields.get("server_tools")),
+            chat=pipeline.ChatExchange(chat_id) if chat_id else None,
+        )
+    )
+    return _Completion(fields, turn)
+
+
+_RENDERER = JSONRenderer()
+_JSON = (b"content-type", b"application/json")
+_STREAM = (
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+
+
+async def lane_start(call: lane.Call) -> lane.Answer | None:
+    """`POST /v1/chat/completions` on the hot lane (`llmwrapper.lane`): what the view
+    answers, for a valid request without X-Chat-ID (the rest is the view's)."""
+    if b"x-chat-id" in call.headers or not isinstance(call.data, dict):
+        return None
+    try:
+        fields = validated(ChatCompletionSerializer, call.data)
+    except drf_exceptions.ValidationError:
+        return None
+    try:
+        completion = await start(fields, call.key, None)
+        if completion.streams:
+            await completion.open_stream()
+            return lane.Answer(200, chunks=completion.chunks(), headers=list(_STREAM))
+        return lane.Answer(200, _RENDERER.render(await completion.body()), headers=[_JSON])
+    except Exception as exc:
+        error = openai_error(exc)
+        extra = [(k.lower().encode(), str(v).encode()) for k, v in error.headers.items()]
+        headers = [_JSON, *extra]
+        return lane.Answer(error.status, _RENDERER.render(error.body()), headers=headers)
+
+
+LANE_ROUTE = lane.Route(lane_start, ((b"vary", b"Accept, origin"), (b"allow", b"POST, OPTIONS")))
 
 
 class _Completion:
     """One turn in Chat Completions' format: a `chat.completion`, or its chunks."""
 
-    def __init__(self, requested_model: str, turn: pipeline.Turn) -> None:
-        self.requested_model = requested_model
+    def __init__(self, fields: dict[str, Any], turn: pipeline.Turn) -> None:
+        self.requested_model: str = fields["model"]
+        self.streams = bool(fields.get("stream"))
+        self.include_usage = bool((fields.get("stream_options") or {}).get("include_usage"))
         self.turn = turn
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
@@ -235,7 +277,7 @@ class _Completion:
         failure before any output is raised from here, as a plain HTTP error."""
         self._opened = await pipeline.OpenedStream.open(self.turn)
 
-    async def chunks(self, include_usage: bool) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
         """The stream's chunks, after `open_stream`."""
         yield self._chunk({"role": "assistant", "content": ""})
         tool_index = 0
@@ -250,7 +292,7 @@ class _Completion:
                     tool_index += 1
                 elif isinstance(event, pipeline.Completed):
                     yield self._chunk({}, finish=_finish(event.turn))
-                    if include_usage:
+                    if self.include_usage:
                         yield _sse({**self._base(), "choices": [], "usage": _usage(event.turn)})
                 elif isinstance(event, pipeline.Failed):
                     yield _sse(openai_error(event.error.exc).body())  # type: ignore[arg-type]

@@ -65,8 +65,11 @@ def route_of(request: HttpRequest) -> str:
     return route_template(match.route)
 
 
-class _Exchange:
-    """One request in flight: what is known about it until its line is logged."""
+class Exchange:
+    """One request in flight: what is known about it until its line is logged.
+
+    `request` is Django's, or for a request the hot lane answers (`llmwrapper.lane`)
+    an object with the attributes read here (`method`, `path`, `META`, `api_key`)."""
 
     __slots__ = ("log_content", "record", "request", "request_body", "started")
 
@@ -96,7 +99,7 @@ class _Exchange:
                 body = loggable_content(getattr(response, "content", b""), self.log_content)
             self.finish(response.status_code, method, route, response_body=body)
         elif response.is_async:  # type: ignore[attr-defined]
-            response.streaming_content = self._async_stream(  # type: ignore[attr-defined]
+            response.streaming_content = self.streamed(  # type: ignore[attr-defined]
                 response.streaming_content,  # type: ignore[attr-defined]
                 response.status_code,
                 method,
@@ -111,9 +114,10 @@ class _Exchange:
             )
         return response
 
-    async def _async_stream(
+    async def streamed(
         self, content: AsyncIterator[bytes], status: int, method: str, route: str
     ) -> AsyncIterator[bytes]:
+        """`content`, its line logged and its metrics recorded when it ends."""
         outcome = "interrupted"  # unless it ends: the client went away (or was cancelled)
         captured = _Capture(self.log_content)
         try:
@@ -270,7 +274,7 @@ class RequestObservabilityMiddleware:
     def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         if self.is_async:
             return self.__acall__(request)
-        exchange = _Exchange(request)
+        exchange = Exchange(request)
         token = current_request.set(exchange.record)
         try:
             response = self.get_response(request)
@@ -279,7 +283,7 @@ class RequestObservabilityMiddleware:
         return exchange.respond(response)  # type: ignore[arg-type]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        exchange = _Exchange(request)
+        exchange = Exchange(request)
         token = current_request.set(exchange.record)
         try:
             response = await self.get_response(request)  # type: ignore[misc]

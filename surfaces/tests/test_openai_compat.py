@@ -16,6 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def sdk(make_tenant, live_server_url, llm_fakes):
     subtenant, raw, _ = make_tenant("sdk-user")
     client = openai.OpenAI(base_url=f"{live_server_url}/v1", api_key=raw, max_retries=0)
+    # The server now remembers the key: completions take the hot lane (llmwrapper/lane.py).
+    client.models.list()
     return client, subtenant, llm_fakes
 
 

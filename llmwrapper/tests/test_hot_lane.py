@@ -1,0 +1,215 @@
+"""The hot lane (llmwrapper/lane.py) answers `POST /v1/chat/completions` as Django would.
+
+Through uvicorn serving the real ASGI application: each request is sent twice, once as
+the lane takes it and once with a query string (which the endpoint ignores and the
+lane leaves to Django), and the two answers are compared header by header. Django's
+handler records the requests it sees, so each test also knows which path answered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+
+import httpx
+import pytest
+from django.conf import settings as django_settings
+from prometheus_client.parser import text_string_to_metric_families
+
+from llmwrapper.asgi_handler import ReusedThreadsASGIHandler
+from providers.models import LlmCall
+from providers.records import wait_idle
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PATH = "/v1/chat/completions"
+BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+# What differs between two answers to the same request.
+UNIQUE = re.compile(rb'"(chatcmpl-[0-9a-f]+|created":\d+)')
+
+
+@pytest.fixture
+def django_saw(monkeypatch):
+    """The requests to PATH Django's handler got, as (path, query string)."""
+    seen: list[tuple[str, bytes]] = []
+    handle = ReusedThreadsASGIHandler.__call__
+
+    async def recording(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["path"] == PATH:
+            seen.append((scope["path"], scope.get("query_string", b"")))
+        await handle(self, scope, receive, send)
+
+    monkeypatch.setattr(ReusedThreadsASGIHandler, "__call__", recording)
+    return seen
+
+
+@pytest.fixture
+def caller(make_tenant, live_server_url, llm_fakes, django_saw):
+    """A client whose key the server remembers (one request through Django first)."""
+    subtenant, raw, _ = make_tenant("lane")
+    client = httpx.Client(
+        base_url=live_server_url, headers={"Authorization": f"Bearer {raw}"}, timeout=10
+    )
+    assert client.get("/v1/models").status_code == 200
+    django_saw.clear()
+    yield client, subtenant, llm_fakes
+    client.close()
+
+
+def _comparable(response: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]:
+    varying = ("date", "x-request-id")
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in varying]
+    return response.status_code, headers, UNIQUE.sub(b'"unique"', response.content)
+
+
+def _both(client: httpx.Client, fakes, script: dict, body: dict, django_saw, **headers):
+    """The answers of the lane and of Django to the same request, each scripted alike."""
+    answers = []
+    for query in ("", "?via=django"):
+        fakes.openai.enqueue(**script)
+        answers.append(client.post(PATH + query, json=body, headers=headers))
+    assert django_saw == [(PATH, b"via=django")]
+    return answers
+
+
+@pytest.mark.parametrize(
+    ("script", "body"),
+    [
+        ({"text": "Hello from upstream", "usage": (5, 3)}, BODY),
+        ({"text": "one two three", "chunks": 3, "usage": (2, 3)}, {**BODY, "stream": True}),
+        (
+            {"text": "a b", "chunks": 2},
+            {**BODY, "stream": True, "stream_options": {"include_usage": True}},
+        ),
+        ({"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}, "id": "call_1"}]}, BODY),
+        ({"status": 404, "error_message": "The model `gpt-9` does not exist"}, BODY),
+        ({"status": 429, "error_message": "slow down", "retry_after": 7}, BODY),
+        ({"status": 429, "error_message": "slow down", "retry_after": 7}, {**BODY, "stream": True}),
+    ],
+    ids=["completion", "stream", "stream-usage", "tool-call", "404", "429", "429-stream"],
+)
+def test_the_lane_answers_what_django_answers(caller, django_saw, script, body):
+    client, _, fakes = caller
+    lane, django = _both(client, fakes, script, body, django_saw)
+    assert _comparable(lane) == _comparable(django)
+    assert lane.headers["x-request-id"] != django.headers["x-request-id"]
+
+
+def test_a_callers_request_id_is_echoed(caller, django_saw):
+    client, _, fakes = caller
+    lane, django = _both(
+        client, fakes, {"text": "x"}, BODY, django_saw, **{"X-Request-ID": "trace-42"}
+    )
+    assert lane.headers["x-request-id"] == django.headers["x-request-id"] == "trace-42"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"Origin": "https://app.example"}, BODY),
+        ({"X-Chat-ID": "not-a-chat"}, BODY),
+        ({"Accept": "text/event-stream"}, BODY),
+        ({"Content-Type": "text/plain"}, None),
+        ({}, {"model": "openai/gpt-4o-mini"}),  # invalid: Django says why
+        ({}, {**BODY, "temperature": float("nan")}),  # JSON the service refuses
+        ({}, [BODY]),
+    ],
+    ids=["cors", "chat-id", "sse-accept", "not-json", "invalid", "nan", "not-an-object"],
+)
+def test_what_the_lane_leaves_to_django_is_answered_there(caller, django_saw, headers, body):
+    client, _, fakes = caller
+    fakes.openai.enqueue(text="x")
+    content = json.dumps(body if body is not None else BODY).encode()
+    headers = {"Content-Type": "application/json", **headers}
+    answer = client.post(PATH, content=content, headers=headers)
+    assert django_saw == [(PATH, b"")]
+    assert answer.status_code in (200, 400, 404, 415)
+    assert answer.headers["x-request-id"]
+
+
+def test_a_key_the_process_does_not_remember_goes_through_django(
+    make_tenant, live_server_url, llm_fakes, django_saw
+):
+    _, raw, _ = make_tenant("cold")
+    llm_fakes.openai.enqueue(text="x")
+    answer = httpx.post(
+        live_server_url + PATH, json=BODY, headers={"Authorization": f"Bearer {raw}"}
+    )
+    assert answer.status_code == 200 and django_saw == [(PATH, b"")]
+    bad = httpx.post(live_server_url + PATH, json=BODY, headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and bad.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_a_body_over_the_limit_is_refused_by_django(caller, django_saw):
+    client, _, _ = caller
+    limit = django_settings.MAX_CONTENT_REQUEST_BYTES
+    text = "x" * limit
+    answer = client.post(PATH, json={**BODY, "messages": [{"role": "user", "content": text}]})
+    assert answer.status_code == 413 and django_saw == [(PATH, b"")]
+    assert answer.json()["error"]["type"] == "request_too_large"
+
+
+def test_the_lane_logs_counts_and_records_its_requests(caller, django_saw, caplog):
+    client, subtenant, fakes = caller
+    before = _requests_counted(client)
+    fakes.openai.enqueue(text="Hello", usage=(4, 2))
+    with caplog.at_level(logging.INFO, logger="llmwrapper.request"):
+        answer = client.post(PATH, json=BODY)
+    assert answer.status_code == 200 and django_saw == []
+    request_id = answer.headers["x-request-id"]
+    line = next(r for r in caplog.records if getattr(r, "request_id", None) == request_id)
+    assert (line.route, line.status, line.model, line.input_tokens) == (
+        PATH,
+        200,
+        "gpt-4o-mini",
+        4,
+    )
+    assert line.key_prefix and line.subtenant_id == str(subtenant.pk)
+    assert _requests_counted(client) == before + 1
+    assert wait_idle(timeout=10)
+    call = LlmCall.objects.get(subtenant=subtenant)
+    assert (call.source, call.status, call.input_tokens) == ("openai_compat", "ok", 4)
+
+
+def test_a_stream_the_client_leaves_is_counted_open_then_closed_and_recorded(caller, django_saw):
+    client, subtenant, fakes = caller
+    idle = _gauge(client)
+    fakes.openai.enqueue(text="a b c d e f", chunks=6, chunk_delay=0.3)
+    with client.stream("POST", PATH, json={**BODY, "stream": True}) as stream:
+        assert stream.status_code == 200
+        chunks = stream.iter_raw()
+        next(chunks)
+        assert _gauge(client) == idle + 1
+    deadline = time.monotonic() + 10
+    while _gauge(client) != idle and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gauge(client) == idle
+    assert django_saw == []
+    assert wait_idle(timeout=10)
+    call = LlmCall.objects.get(subtenant=subtenant)
+    assert call.status == "interrupted"
+
+
+def _metrics(client: httpx.Client) -> str:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return response.text
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def _requests_counted(client: httpx.Client) -> float:
+    labels = {"method": "POST", "route": PATH, "status": "200"}
+    return _sample(_metrics(client), "llmwrapper_http_requests_total", **labels)
+
+
+def _gauge(client: httpx.Client) -> float:
+    return _sample(_metrics(client), "llmwrapper_active_streams", transport="sse")
