@@ -42,9 +42,9 @@ http_app: Any = django_asgi_app
 if settings.HOT_LANE:
     # The common case of `POST /v1/chat/completions` skips Django's machinery.
     from llmwrapper.lane import HotLane
-    from surfaces.openai_chat import LANE_ROUTE
+    from surfaces.routes import LANE_ROUTES
 
-    http_app = HotLane(django_asgi_app, {"/v1/chat/completions": LANE_ROUTE})
+    http_app = HotLane(django_asgi_app, LANE_ROUTES)
 
 application = ProtocolTypeRouter(
     {

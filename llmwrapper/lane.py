@@ -28,16 +28,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from corsheaders.conf import conf as cors_conf
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from llmwrapper.asgi_handler import ReusedThreadsASGIHandler
 from llmwrapper.auth import parse_bearer
+from llmwrapper.errors import exception_handler
 from llmwrapper.middleware import SecurityHeadersMiddleware, host_allowed, scope_host
 from llmwrapper.observability import tracing
 from llmwrapper.observability.context import current_request
@@ -79,15 +85,42 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One endpoint of the lane.
-
-    `start` returns None to leave the request to Django, which it may only do before
-    it starts any work; `headers` are those Django's view adds to every answer
-    (DRF's `Allow` and `Vary`, CORS's `Vary`).
-    """
+    """One endpoint of the lane: `start` answers a request as `view` (the DRF view
+    Django routes the path to) would, or returns None to leave it to Django, which it
+    may only do before it starts any work."""
 
     start: Callable[[Call], Awaitable[Answer | None]]
-    headers: tuple[tuple[bytes, bytes], ...]
+    view: type[APIView]
+
+
+def json_answer(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
+    """`body` rendered as DRF renders a JSON response, with the view's extra headers."""
+    extra = [(k.lower().encode(), str(v).encode("latin1")) for k, v in (headers or {}).items()]
+    return Answer(status, _RENDERER.render(body), headers=[_JSON, *extra])
+
+
+def stream_answer(chunks: AsyncIterator[bytes]) -> Answer:
+    """An event stream of encoded chunks, with the headers of `sse.stream_response`."""
+    return Answer(200, chunks=chunks, headers=list(_STREAM))
+
+
+def api_error_answer(exc: Exception, view: type[APIView]) -> Answer:
+    """`exc` in the API's error shape, as the API's exception handler answers it."""
+    response = exception_handler(exc, {"view": view})
+    return json_answer(response.status_code, response.data, _extra_headers(response))
+
+
+def _extra_headers(response: Response) -> dict[str, str]:
+    return {k: v for k, v in response.items() if k.lower() != "content-type"}
+
+
+_RENDERER = JSONRenderer()
+_JSON = (b"content-type", b"application/json")
+_STREAM = (
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
 
 
 class HotLane:
@@ -145,7 +178,7 @@ class HotLane:
         tracing.name_server_span("POST", path)
         headers = [
             *answer.headers,
-            *route.headers,
+            *view_headers(route.view, path),
             *security_headers(_is_secure(scope, call.headers)),
             (b"x-request-id", exchange.record.request_id.encode()),
         ]
@@ -282,6 +315,23 @@ class _Seen:
 
 
 @functools.cache
+def view_headers(view: type[APIView], path: str) -> tuple[tuple[bytes, bytes], ...]:
+    """What DRF's view and the CORS middleware add to each of the view's answers:
+    `Allow`, and `Vary` (`Accept` when the view has several renderers, `origin` where
+    CORS applies)."""
+    headers = view().default_response_headers
+    cors = re.match(cors_conf.CORS_URLS_REGEX, path) is not None
+    # In the order they reach the answer: DRF's Vary, then Allow, then CORS's Vary
+    # (added to DRF's when there is one).
+    listed = [("Allow", headers["Allow"])]
+    if "Vary" in headers:
+        listed.insert(0, ("Vary", headers["Vary"] + (", origin" if cors else "")))
+    elif cors:
+        listed.append(("Vary", "origin"))
+    return tuple((name.lower().encode(), value.encode("latin1")) for name, value in listed)
+
+
+@functools.cache
 def security_headers(secure: bool) -> tuple[tuple[bytes, bytes], ...]:
     """The headers SecurityHeadersMiddleware adds to an API answer (recomputed when a
     setting changes)."""
@@ -300,6 +350,7 @@ def security_headers(secure: bool) -> tuple[tuple[bytes, bytes], ...]:
 
 def _settings_changed(**kwargs: Any) -> None:
     security_headers.cache_clear()
+    view_headers.cache_clear()
 
 
 setting_changed.connect(_settings_changed)

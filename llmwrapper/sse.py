@@ -26,7 +26,7 @@ async def counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             yield chunk
 
 
-async def _encoded(items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+async def encoded(items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
     async for event, data in items:
         yield encode(event, data)
 
@@ -48,4 +48,4 @@ def sse_response(
     items: AsyncIterator[StreamItem], *, headers: dict | None = None
 ) -> StreamingHttpResponse:
     """The API's named events as Server-Sent Events."""
-    return stream_response(_encoded(items), headers=headers)
+    return stream_response(encoded(items), headers=headers)

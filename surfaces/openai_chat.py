@@ -20,7 +20,6 @@ from typing import Any
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -208,15 +207,6 @@ async def start(fields: dict[str, Any], key: ApiKey, chat_id: str | None) -> _Co
     return _Completion(fields, turn)
 
 
-_RENDERER = JSONRenderer()
-_JSON = (b"content-type", b"application/json")
-_STREAM = (
-    (b"content-type", b"text/event-stream"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-)
-
-
 async def lane_start(call: lane.Call) -> lane.Answer | None:
     """`POST /v1/chat/completions` on the hot lane (`llmwrapper.lane`): what the view
     answers, for a valid request without X-Chat-ID (the rest is the view's)."""
@@ -230,16 +220,11 @@ async def lane_start(call: lane.Call) -> lane.Answer | None:
         completion = await start(fields, call.key, None)
         if completion.streams:
             await completion.open_stream()
-            return lane.Answer(200, chunks=completion.chunks(), headers=list(_STREAM))
-        return lane.Answer(200, _RENDERER.render(await completion.body()), headers=[_JSON])
+            return lane.stream_answer(completion.chunks())
+        return lane.json_answer(200, await completion.body())
     except Exception as exc:
         error = openai_error(exc)
-        extra = [(k.lower().encode(), str(v).encode()) for k, v in error.headers.items()]
-        headers = [_JSON, *extra]
-        return lane.Answer(error.status, _RENDERER.render(error.body()), headers=headers)
-
-
-LANE_ROUTE = lane.Route(lane_start, ((b"vary", b"Accept, origin"), (b"allow", b"POST, OPTIONS")))
+        return lane.json_answer(error.status, error.body(), error.headers)
 
 
 class _Completion:

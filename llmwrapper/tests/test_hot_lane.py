@@ -26,18 +26,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 PATH = "/v1/chat/completions"
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+DIRECT = "/api/v1/llm/complete"
+DIRECT_STREAM = "/api/v1/llm/stream"
+DIRECT_BODY = {"provider": "openai", "messages": [{"role": "user", "content": "Hi"}]}
+LANE_PATHS = (PATH, DIRECT, DIRECT_STREAM)
 # What differs between two answers to the same request.
-UNIQUE = re.compile(rb'"(chatcmpl-[0-9a-f]+|created":\d+)')
+UNIQUE = re.compile(
+    rb'"(chatcmpl-[0-9a-f]+|created":\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'
+)
 
 
 @pytest.fixture
 def django_saw(monkeypatch):
-    """The requests to PATH Django's handler got, as (path, query string)."""
+    """The requests to the lane's paths Django's handler got, as (path, query string)."""
     seen: list[tuple[str, bytes]] = []
     handle = ReusedThreadsASGIHandler.__call__
 
     async def recording(self, scope, receive, send):  # type: ignore[no-untyped-def]
-        if scope["path"] == PATH:
+        if scope["path"] in LANE_PATHS:
             seen.append((scope["path"], scope.get("query_string", b"")))
         await handle(self, scope, receive, send)
 
@@ -64,13 +70,13 @@ def _comparable(response: httpx.Response) -> tuple[int, list[tuple[str, str]], b
     return response.status_code, headers, UNIQUE.sub(b'"unique"', response.content)
 
 
-def _both(client: httpx.Client, fakes, script: dict, body: dict, django_saw, **headers):
+def _both(client: httpx.Client, fakes, script: dict, body: dict, django_saw, path=PATH, **headers):
     """The answers of the lane and of Django to the same request, each scripted alike."""
     answers = []
     for query in ("", "?via=django"):
         fakes.openai.enqueue(**script)
-        answers.append(client.post(PATH + query, json=body, headers=headers))
-    assert django_saw == [(PATH, b"via=django")]
+        answers.append(client.post(path + query, json=body, headers=headers))
+    assert django_saw == [(path, b"via=django")]
     return answers
 
 
@@ -95,6 +101,25 @@ def test_the_lane_answers_what_django_answers(caller, django_saw, script, body):
     lane, django = _both(client, fakes, script, body, django_saw)
     assert _comparable(lane) == _comparable(django)
     assert lane.headers["x-request-id"] != django.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "script", "body"),
+    [
+        (DIRECT, {"text": "Hello", "usage": (5, 3)}, DIRECT_BODY),
+        (DIRECT, {"tool_calls": [{"name": "f", "arguments": {}, "id": "c1"}]}, DIRECT_BODY),
+        (DIRECT, {"status": 404, "error_message": "no such model"}, DIRECT_BODY),
+        (DIRECT, {"status": 429, "error_message": "slow down", "retry_after": 7}, DIRECT_BODY),
+        (DIRECT_STREAM, {"text": "one two three", "chunks": 3}, DIRECT_BODY),
+        (DIRECT_STREAM, {"status": 401, "error_message": "bad vendor key"}, DIRECT_BODY),
+        (DIRECT, {"text": "x"}, {**DIRECT_BODY, "provider": "nope"}),
+    ],
+    ids=["complete", "tool-call", "404", "429", "stream", "stream-401", "unknown-provider"],
+)
+def test_the_lane_answers_direct_calls_as_django_does(caller, django_saw, path, script, body):
+    client, _, fakes = caller
+    lane, django = _both(client, fakes, script, body, django_saw, path=path)
+    assert _comparable(lane) == _comparable(django)
 
 
 def test_a_callers_request_id_is_echoed(caller, django_saw):
@@ -127,6 +152,33 @@ def test_what_the_lane_leaves_to_django_is_answered_there(caller, django_saw, he
     assert django_saw == [(PATH, b"")]
     assert answer.status_code in (200, 400, 404, 415)
     assert answer.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**DIRECT_BODY, "unknown": 1},  # the direct API's serializers are strict
+        {**DIRECT_BODY, "subtenant": "00000000-0000-0000-0000-000000000000"},
+        {**DIRECT_BODY, "tools": [{"type": "function"}]},
+    ],
+    ids=["unknown-field", "names-a-subtenant", "bad-tools"],
+)
+def test_direct_calls_the_lane_leaves_to_django(caller, django_saw, body):
+    client, _, fakes = caller
+    fakes.openai.enqueue(text="x")
+    answer = client.post(DIRECT, json=body)
+    assert django_saw == [(DIRECT, b"")]
+    assert answer.status_code in (400, 404) and answer.json()["error"]["type"]
+
+
+def test_an_admin_key_goes_through_django(admin_key, live_server_url, llm_fakes, django_saw):
+    client = httpx.Client(
+        base_url=live_server_url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=10
+    )
+    assert client.get("/api/v1/llm/models").status_code == 200
+    answer = client.post(DIRECT, json=DIRECT_BODY)
+    assert answer.status_code == 400 and "subtenant" in answer.json()["error"]["details"]
+    assert django_saw == [(DIRECT, b"")]
 
 
 def test_a_key_the_process_does_not_remember_goes_through_django(

@@ -13,17 +13,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 import pipeline
+from llmwrapper import lane
 from llmwrapper.api import StrictSerializer, principal, validated
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.renderers import STREAM_RENDERERS
-from llmwrapper.sse import sse_response
+from llmwrapper.sse import encoded, sse_response
 from llmwrapper.tenancy import abilled_subtenant, named_subtenant
 from providers import gateway
 from providers.core import wire
 from providers.core.errors import ProviderError
 from providers.core.tooling import tool_specs_from_openai
+from providers.core.types import ToolSpec
 from providers.request_fields import GenerationFieldsMixin, MessageInputSerializer
 from surfaces.llm import direct
+from tenants.models import ApiKey, Subtenant
 
 
 class CompletionRequestSerializer(StrictSerializer, GenerationFieldsMixin):
@@ -46,22 +49,63 @@ async def start_direct_turn(request: Request) -> pipeline.Turn:
         tools = tool_specs_from_openai(data.get("tools"), data.get("functions"))
     except (KeyError, ValueError) as exc:
         raise serializers.ValidationError({"tools": [str(exc)]}) from exc
+    return await pipeline.start(_spec(data, caller.key, subtenant, tools))
+
+
+def _spec(
+    data: dict[str, Any], key: ApiKey, subtenant: Subtenant, tools: tuple[ToolSpec, ...]
+) -> pipeline.TurnSpec:
     server_tools = data.get("server_tools")
-    return await pipeline.start(
-        pipeline.TurnSpec(
-            subtenant=subtenant,
-            api_key=caller.key,
-            source="direct",
-            provider=data.get("provider"),
-            model=data.get("model"),
-            fallbacks=data.get("fallbacks"),
-            messages=wire.messages_from_api(data["messages"], limits=gateway.content_limits()),
-            tools=tools,
-            tool_choice=data.get("tool_choice"),
-            params=data,
-            server_tools=None if server_tools is True else server_tools,
-        )
+    return pipeline.TurnSpec(
+        subtenant=subtenant,
+        api_key=key,
+        source="direct",
+        provider=data.get("provider"),
+        model=data.get("model"),
+        fallbacks=data.get("fallbacks"),
+        messages=wire.messages_from_api(data["messages"], limits=gateway.content_limits()),
+        tools=tools,
+        tool_choice=data.get("tool_choice"),
+        params=data,
+        server_tools=None if server_tools is True else server_tools,
     )
+
+
+def _lane_spec(call: lane.Call) -> pipeline.TurnSpec | None:
+    """The turn a request on the hot lane asks for; None leaves the request to the view
+    (it says what is wrong, or looks up the subtenant an admin key names)."""
+    subtenant = call.key.subtenant
+    if subtenant is None or not isinstance(call.data, dict):
+        return None
+    try:
+        data = validated(CompletionRequestSerializer, call.data)
+        tools = tool_specs_from_openai(data.get("tools"), data.get("functions"))
+    except (serializers.ValidationError, KeyError, ValueError):
+        return None
+    return None if data.get("subtenant") else _spec(data, call.key, subtenant, tools)
+
+
+async def lane_complete(call: lane.Call) -> lane.Answer | None:
+    """`POST /api/v1/llm/complete` on the hot lane (`llmwrapper.lane`)."""
+    spec = _lane_spec(call)
+    if spec is None:
+        return None
+    try:
+        return lane.json_answer(200, await direct.direct_body(await pipeline.start(spec)))
+    except Exception as exc:
+        return lane.api_error_answer(exc, CompleteView)
+
+
+async def lane_stream(call: lane.Call) -> lane.Answer | None:
+    """`POST /api/v1/llm/stream` on the hot lane (`llmwrapper.lane`)."""
+    spec = _lane_spec(call)
+    if spec is None:
+        return None
+    try:
+        turn = await pipeline.start(spec)
+    except Exception as exc:
+        return lane.api_error_answer(exc, StreamView)
+    return lane.stream_answer(encoded(direct.direct_events(turn)))
 
 
 COMPLETION_RESPONSE = inline_serializer(
