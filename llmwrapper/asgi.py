@@ -4,6 +4,7 @@ Importing it (what every server does first) also makes the process's logging red
 credentials, the server's own access lines included.
 """
 
+import gc
 import os
 from typing import Any
 
@@ -52,3 +53,8 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsWebSocketMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Everything loaded so far (Django, DRF, the app's modules) lives as long as the process:
+# frozen, the collector's full passes no longer walk it. Each one walked a worker's whole
+# heap and paused it for 20-40 ms, which was the p99 of a completion at concurrency 1.
+gc.freeze()
