@@ -1,4 +1,6 @@
-"""ASGI entry point: HTTP through Django, WebSocket through Channels' router.
+"""ASGI entry point: HTTP through Django (the common case of the hottest endpoints
+through the hot lane in front of it, `llmwrapper.lane`), WebSocket through Channels'
+router.
 
 Importing it (what every server does first) also makes the process's logging redact
 credentials, the server's own access lines included.
@@ -41,11 +43,11 @@ if settings.CHAT_LEASE_SWEEP:
 
 http_app: Any = django_asgi_app
 if settings.HOT_LANE:
-    # The common case of `POST /v1/chat/completions` skips Django's machinery.
+    # The common case of the hottest endpoints skips Django's machinery.
     from llmwrapper.lane import HotLane
-    from surfaces.routes import LANE_ROUTES
+    from surfaces.routes import LANE_PATTERNS, LANE_ROUTES
 
-    http_app = HotLane(django_asgi_app, LANE_ROUTES)
+    http_app = HotLane(django_asgi_app, LANE_ROUTES, LANE_PATTERNS)
 
 application = ProtocolTypeRouter(
     {

@@ -1,12 +1,13 @@
 """The hot lane: the common case of the hottest endpoints, answered before Django.
 
-A completion's own work (validating its body, running the turn, formatting the answer)
-costs less than the machinery around it in Django: the request and response objects,
-URL resolution, the middleware stack and DRF's view. The lane answers a request to one
-of its routes itself, on the event loop, when nothing about the request needs that
-machinery:
+A third of a completion's CPU went to the machinery around its own work (validating
+the body, running the turn, formatting the answer): Django's request and response
+objects, URL resolution, the middleware stack and DRF's view. The lane answers a
+request to one of its routes itself, on the event loop, when nothing about the request
+needs that machinery:
 
-- `POST` to the route's exact path, with no query string and no root path;
+- `POST` to a route's path (exact, or a pattern such as a chat's messages), with no
+  query string and no root path;
 - no header given twice, no `Origin` (CORS is Django's), a JSON body (`Content-Type:
   application/json`, within the size limits) that the service's JSON rules accept,
   and an `Accept` of JSON (or none);
@@ -29,7 +30,7 @@ import asyncio
 import contextlib
 import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,12 +66,13 @@ _JSON_ACCEPTS = frozenset({None, b"*/*", b"application/json"})
 
 @dataclass(slots=True)
 class Call:
-    """A request the lane took: its caller, its parsed JSON body and its headers
-    (names in lower case)."""
+    """A request the lane took: its caller, its parsed JSON body, its headers (names in
+    lower case) and the parameters of its path."""
 
     key: ApiKey
     data: Any
     headers: dict[bytes, bytes]
+    params: dict[str, str]
 
 
 @dataclass(slots=True)
@@ -79,7 +81,7 @@ class Answer:
 
     status: int
     body: bytes = b""
-    chunks: AsyncIterator[bytes] | None = None
+    chunks: AsyncGenerator[bytes, None] | None = None
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
@@ -91,6 +93,8 @@ class Route:
 
     start: Callable[[Call], Awaitable[Answer | None]]
     view: type[APIView]
+    # The route's pattern as metrics, logs and traces name it; None: the path itself.
+    template: str | None = None
 
 
 def json_answer(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
@@ -99,9 +103,12 @@ def json_answer(status: int, body: Any, headers: Mapping[str, str] | None = None
     return Answer(status, _RENDERER.render(body), headers=[_JSON, *extra])
 
 
-def stream_answer(chunks: AsyncIterator[bytes]) -> Answer:
+def stream_answer(
+    chunks: AsyncGenerator[bytes, None], headers: Mapping[str, str] | None = None
+) -> Answer:
     """An event stream of encoded chunks, with the headers of `sse.stream_response`."""
-    return Answer(200, chunks=chunks, headers=list(_STREAM))
+    extra = [(k.lower().encode(), str(v).encode("latin1")) for k, v in (headers or {}).items()]
+    return Answer(200, chunks=chunks, headers=[*_STREAM, *extra])
 
 
 def api_error_answer(exc: Exception, view: type[APIView]) -> Answer:
@@ -126,12 +133,28 @@ _STREAM = (
 class HotLane:
     """The ASGI app in front of Django's: takes its routes' common case, passes the rest."""
 
-    def __init__(self, django: ReusedThreadsASGIHandler, routes: dict[str, Route]) -> None:
+    def __init__(
+        self,
+        django: ReusedThreadsASGIHandler,
+        routes: Mapping[str, Route],
+        patterns: Sequence[tuple[re.Pattern[str], Route]] = (),
+    ) -> None:
         self.django = django
         self.routes = routes
+        self.patterns = patterns
+
+    def _route(self, path: str) -> tuple[Route | None, dict[str, str]]:
+        route = self.routes.get(path)
+        if route is not None:
+            return route, {}
+        for pattern, candidate in self.patterns:
+            match = pattern.fullmatch(path)
+            if match is not None:
+                return candidate, match.groupdict()
+        return None, {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        route, params = self._route(scope["path"]) if scope["type"] == "http" else (None, {})
         if (
             route is None
             or scope["method"] != "POST"
@@ -148,7 +171,7 @@ class HotLane:
         if body is None:
             return None  # the client left before sending its body
         data = _parsed(body) if not more and len(body) <= limit else None
-        call = Call(key, data, headers)
+        call = Call(key, data, headers, params)
         if data is None or not await self._answer(scope, route, call, receive, send):
             await self.django(scope, _replaying(body, more, receive), send)
         return None
@@ -174,11 +197,12 @@ class HotLane:
         answer = await route.start(call)
         if answer is None:
             return False
-        path = exchange.request.path
+        path = route.template or exchange.request.path
         tracing.name_server_span("POST", path)
+        cors = re.match(cors_conf.CORS_URLS_REGEX, exchange.request.path) is not None
         headers = [
             *answer.headers,
-            *view_headers(route.view, path),
+            *view_headers(route.view, cors),
             *security_headers(_is_secure(scope, call.headers)),
             (b"x-request-id", exchange.record.request_id.encode()),
         ]
@@ -191,7 +215,9 @@ class HotLane:
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         # Logged when the stream ends (or the client leaves), as for Django's streams.
         chunks = exchange.streamed(counted(answer.chunks), answer.status, "POST", path)
-        async with contextlib.aclosing(chunks):
+        # Both closed when the client leaves between two chunks (the turn's stream ends
+        # at once, not when the collector finds it); a no-op once they ran to their end.
+        async with contextlib.aclosing(answer.chunks), contextlib.aclosing(chunks):
             async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
@@ -315,12 +341,13 @@ class _Seen:
 
 
 @functools.cache
-def view_headers(view: type[APIView], path: str) -> tuple[tuple[bytes, bytes], ...]:
+def view_headers(view: type[APIView], cors: bool) -> tuple[tuple[bytes, bytes], ...]:
     """What DRF's view and the CORS middleware add to each of the view's answers:
     `Allow`, and `Vary` (`Accept` when the view has several renderers, `origin` where
     CORS applies)."""
-    headers = view().default_response_headers
-    cors = re.match(cors_conf.CORS_URLS_REGEX, path) is not None
+    instance = view()
+    instance.setup(HttpRequest())  # as Django does per request: HEAD where GET is
+    headers = instance.default_response_headers
     # In the order they reach the answer: DRF's Vary, then Allow, then CORS's Vary
     # (added to DRF's when there is one).
     listed = [("Allow", headers["Allow"])]

@@ -12,8 +12,8 @@ CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="llmwrapper")
 
 # API keys: how often `last_used_at` is written (seconds), to keep writes off the hot path.
 API_KEY_TOUCH_INTERVAL = env.int("API_KEY_TOUCH_INTERVAL", default=60)
-# The common case of POST /v1/chat/completions answered before Django's handler
-# (llmwrapper/lane.py); off sends every request through Django.
+# The common case of the hottest endpoints answered before Django's handler
+# (llmwrapper/lane.py, surfaces/routes.py); off sends every request through Django.
 HOT_LANE = env.bool("HOT_LANE", default=True)
 # Seconds an authenticated key is remembered by a process (0 = look it up every time).
 # Revocations reach the process that made them at once, the others within this time.

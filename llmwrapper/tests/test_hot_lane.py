@@ -30,6 +30,7 @@ DIRECT = "/api/v1/llm/complete"
 DIRECT_STREAM = "/api/v1/llm/stream"
 DIRECT_BODY = {"provider": "openai", "messages": [{"role": "user", "content": "Hi"}]}
 LANE_PATHS = (PATH, DIRECT, DIRECT_STREAM)
+CHAT_PATH = re.compile(r"/api/v1/chats/[^/]+/messages(/stream)?")
 # What differs between two answers to the same request.
 UNIQUE = re.compile(
     rb'"(chatcmpl-[0-9a-f]+|created":\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'
@@ -43,7 +44,7 @@ def django_saw(monkeypatch):
     handle = ReusedThreadsASGIHandler.__call__
 
     async def recording(self, scope, receive, send):  # type: ignore[no-untyped-def]
-        if scope["path"] in LANE_PATHS:
+        if scope["path"] in LANE_PATHS or CHAT_PATH.fullmatch(scope["path"]):
             seen.append((scope["path"], scope.get("query_string", b"")))
         await handle(self, scope, receive, send)
 
@@ -265,3 +266,90 @@ def _requests_counted(client: httpx.Client) -> float:
 
 def _gauge(client: httpx.Client) -> float:
     return _sample(_metrics(client), "llmwrapper_active_streams", transport="sse")
+
+
+# Chat sends: two sends differ in ids, sequence numbers and times, so their answers are
+# compared by shape (the same keys, holding the same types) and their headers exactly.
+
+
+def _shape(value):  # type: ignore[no-untyped-def]
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return type(value).__name__
+
+
+def _events(response: httpx.Response) -> list[tuple[str, object]]:
+    events = []
+    for block in response.text.split("\n\n"):
+        if block.strip():
+            fields = dict(line.split(": ", 1) for line in block.splitlines())
+            events.append((fields["event"], _shape(json.loads(fields["data"]))))
+    return events
+
+
+def _same_answer(lane: httpx.Response, django: httpx.Response) -> None:
+    status, headers, _ = _comparable(lane)
+    assert (status, headers) == _comparable(django)[:2]
+    if lane.headers["content-type"] == "text/event-stream":
+        assert _events(lane) == _events(django)
+    else:
+        assert _shape(lane.json()) == _shape(django.json())
+
+
+@pytest.fixture
+def chat(caller):
+    client, subtenant, _ = caller
+    created = client.post(f"/api/v1/subtenants/{subtenant.pk}/chats", json={"title": "lane"})
+    assert created.status_code == 201, created.text
+    return f"/api/v1/chats/{created.json()['id']}/messages"
+
+
+@pytest.mark.parametrize(
+    ("suffix", "script"),
+    [
+        ("", {"text": "Hello", "usage": (3, 2)}),
+        ("/stream", {"text": "one two three", "chunks": 3}),
+        ("", {"status": 429, "error_message": "slow down", "retry_after": 7}),
+        ("/stream", {"status": 400, "error_message": "bad request upstream"}),
+    ],
+    ids=["send", "stream", "send-429", "stream-400"],
+)
+def test_the_lane_sends_to_a_chat_as_django_does(caller, chat, django_saw, suffix, script):
+    client, _, fakes = caller
+    path = chat + suffix
+    answers = []
+    for query in ("", "?via=django"):
+        fakes.openai.enqueue(**script)
+        answers.append(client.post(path + query, json={"content": "Hi"}))
+    assert django_saw == [(path, b"via=django")]
+    _same_answer(*answers)
+
+
+def test_an_idempotent_send_replays_on_the_lane(caller, chat, django_saw):
+    client, _, fakes = caller
+    fakes.openai.enqueue(text="only once")
+    headers = {"Idempotency-Key": "k-1"}
+    first = client.post(chat, json={"content": "pay"}, headers=headers)
+    again = client.post(chat, json={"content": "pay"}, headers=headers)
+    replayed = client.post(chat + "/stream", json={"content": "pay"}, headers=headers)
+    assert django_saw == []
+    assert first.status_code == again.status_code == replayed.status_code == 200
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.text.count("event: message.completed") == 1
+    assert len(fakes.openai.chat_requests()) == 1
+    other = client.post(chat, json={"content": "other"}, headers=headers)
+    assert other.status_code == 409
+
+
+def test_sends_the_lane_leaves_to_django(caller, chat, django_saw):
+    client, _, _ = caller
+    missing = "/api/v1/chats/00000000-0000-4000-8000-000000000000/messages"
+    lane_404 = client.post(missing, json={"content": "x"})
+    django_404 = client.post(missing + "?via=django", json={"content": "x"})
+    assert lane_404.status_code == 404 and _comparable(lane_404) == _comparable(django_404)
+    assert client.post(missing, json={"nope": 1}).status_code == 404  # Django: chat first
+    assert client.post(chat, json={"nope": 1}).status_code == 400
+    assert django_saw == [(missing, b"via=django"), (missing, b""), (chat, b"")]

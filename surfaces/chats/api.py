@@ -7,7 +7,9 @@ original outcome instead of sending twice.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -24,15 +26,16 @@ from rest_framework.response import Response
 
 import pipeline
 from chats import leases, selectors, services
-from chats.models import IdempotencyRecord
+from chats.models import Chat, IdempotencyRecord
 from chats.serializers import MessageSerializer, SendMessageSerializer
-from llmwrapper import db
+from llmwrapper import db, lane
 from llmwrapper.api import paginated, principal, validated
 from llmwrapper.async_views import AsyncAPIView
 from llmwrapper.errors import ValidationFailedError
 from llmwrapper.renderers import STREAM_RENDERERS
-from llmwrapper.sse import sse_response
+from llmwrapper.sse import encoded, sse_response
 from surfaces.chats import turns
+from tenants.models import ApiKey
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -69,39 +72,89 @@ class _SendBase(AsyncAPIView):
     # first write share one connection, handed back before the model is called.
     keeps_connection = True
 
-    async def _start(
-        self, request: Request, chat_pk: str
-    ) -> tuple[pipeline.TurnSpec, IdempotencyRecord | None]:
+    async def _start(self, request: Request, chat_pk: Any) -> _Send:
         key = principal(request).key
-        chat = await db.run(selectors.chat_access, key=key, chat_id=chat_pk, keep=True)
+        chat = await access(key, chat_pk)
         data = validated(SendMessageSerializer, request.data)
-        try:
-            spec = turns.send_spec(chat=chat, key=key, data=data)
-        except (KeyError, ValueError) as exc:
-            raise ValidationFailedError("Invalid tools.", details={"tools": [str(exc)]}) from exc
-        record = None
         idempotency_key = request.headers.get("Idempotency-Key")
-        if idempotency_key:
-            if len(idempotency_key) > 255:
-                raise ValidationFailedError("Idempotency-Key is too long (255 characters at most).")
-            record = await db.run(
-                services.idempotency_claim,
-                keep=True,
-                chat=chat,
-                key=idempotency_key,
-                fingerprint=services.request_fingerprint(request.data),
-            )
-        return spec, record
+        return await start_send(key, chat, data, body=request.data, idempotency_key=idempotency_key)
 
-    async def _turn(
-        self, spec: pipeline.TurnSpec, record: IdempotencyRecord | None
-    ) -> pipeline.Turn:
+
+@dataclass(slots=True)
+class _Send:
+    """A send checked and claimed: its turn's spec, and its Idempotency-Key's record."""
+
+    spec: pipeline.TurnSpec
+    record: IdempotencyRecord | None
+
+    @property
+    def replayed(self) -> dict[str, Any] | None:
+        """The outcome of an earlier send with the same Idempotency-Key, if it ended."""
+        record = self.record
+        if record is not None and record.status == IdempotencyRecord.Status.DONE:
+            return record.response
+        return None
+
+    async def turn(self) -> pipeline.Turn:
         try:
-            return await pipeline.start(spec)
+            return await pipeline.start(self.spec)
         except Exception:
-            if record is not None:
-                await db.run(services.idempotency_finish, record=record, response=None)
+            if self.record is not None:
+                await db.run(services.idempotency_finish, record=self.record, response=None)
             raise
+
+    async def result(self) -> tuple[dict[str, Any], int, dict[str, str] | None]:
+        """The send's outcome as the sync endpoint answers it: body, status, headers."""
+        replayed = self.replayed
+        if replayed is not None:
+            return replayed, 200, {"Idempotent-Replayed": "true"}
+        turn = await self.turn()
+        result: dict[str, Any] = {}
+        status, headers = 200, None
+        # Streamed from the vendor even here: viewers of the chat watch it arrive.
+        async for name, data in _remember(turns.chat_events(turn), self.record):
+            if name == "message.completed":
+                result = data
+            elif name == "error":
+                result, status = {"error": dict(data)}, getattr(data, "status", 502)
+                headers = getattr(data, "headers", None)
+        return result, status, headers
+
+    async def events(self) -> tuple[AsyncIterator[tuple[str, dict]], dict[str, str] | None]:
+        """The send's events as the streaming endpoint sends them, and its headers."""
+        replayed = self.replayed
+        if replayed is not None:
+            return _replay(replayed), {"Idempotent-Replayed": "true"}
+        return _remember(turns.chat_events(await self.turn()), self.record), None
+
+
+async def access(key: ApiKey, chat_pk: Any) -> Chat:
+    """The chat a send goes to (404 for one the key may not reach), its connection kept
+    for the send's first write."""
+    return await db.run(selectors.chat_access, key=key, chat_id=chat_pk, keep=True)
+
+
+async def start_send(
+    key: ApiKey, chat: Chat, data: dict[str, Any], *, body: Any, idempotency_key: str | None
+) -> _Send:
+    """Check a send of `data` (`body` validated) to `chat` and claim its
+    Idempotency-Key: what both send endpoints do before the turn."""
+    try:
+        spec = turns.send_spec(chat=chat, key=key, data=data)
+    except (KeyError, ValueError) as exc:
+        raise ValidationFailedError("Invalid tools.", details={"tools": [str(exc)]}) from exc
+    record = None
+    if idempotency_key:
+        if len(idempotency_key) > 255:
+            raise ValidationFailedError("Idempotency-Key is too long (255 characters at most).")
+        record = await db.run(
+            services.idempotency_claim,
+            keep=True,
+            chat=chat,
+            key=idempotency_key,
+            fingerprint=services.request_fingerprint(body),
+        )
+    return _Send(spec, record)
 
 
 async def _remember(
@@ -138,19 +191,7 @@ class SendMessageView(_SendBase):
         tags=["chats"],
     )
     async def post(self, request: Request, chat_pk: str) -> Response:
-        spec, record = await self._start(request, chat_pk)
-        if record is not None and record.status == IdempotencyRecord.Status.DONE:
-            return Response(record.response, headers={"Idempotent-Replayed": "true"})
-        turn = await self._turn(spec, record)
-        result: dict[str, Any] = {}
-        status, headers = 200, None
-        # Streamed from the vendor even here: viewers of the chat watch it arrive.
-        async for name, data in _remember(turns.chat_events(turn), record):
-            if name == "message.completed":
-                result = data
-            elif name == "error":
-                result, status = {"error": dict(data)}, getattr(data, "status", 502)
-                headers = getattr(data, "headers", None)
+        result, status, headers = await (await self._start(request, chat_pk)).result()
         return Response(result, status=status, headers=headers)
 
 
@@ -170,11 +211,8 @@ class StreamMessageView(_SendBase):
         tags=["chats"],
     )
     async def post(self, request: Request, chat_pk: str):  # type: ignore[no-untyped-def]
-        spec, record = await self._start(request, chat_pk)
-        if record is not None and record.status == IdempotencyRecord.Status.DONE:
-            return sse_response(_replay(record.response), headers={"Idempotent-Replayed": "true"})
-        turn = await self._turn(spec, record)
-        return sse_response(_remember(turns.chat_events(turn), record))
+        events, headers = await (await self._start(request, chat_pk)).events()
+        return sse_response(events, headers=headers)
 
 
 async def _replay(completed: dict[str, Any]) -> AsyncIterator[tuple[str, dict]]:
@@ -208,3 +246,49 @@ class MessagesView(SendMessageView):
     )
     async def get(self, request: Request, chat_pk: str) -> Response:
         return await sync_to_async(_list_messages)(request, chat_pk)
+
+
+# The hot lane (`llmwrapper.lane`): the same sends, for a valid body.
+
+
+def _lane_fields(call: lane.Call) -> dict[str, Any] | None:
+    try:
+        return validated(SendMessageSerializer, call.data)
+    except serializers.ValidationError:
+        return None  # the view says what is wrong (or that the chat is not there)
+
+
+async def _lane_start(call: lane.Call, data: dict[str, Any]) -> _Send:
+    chat = await access(call.key, uuid.UUID(call.params["chat_pk"]))
+    idempotency_key = call.headers.get(b"idempotency-key")
+    return await start_send(
+        call.key,
+        chat,
+        data,
+        body=call.data,
+        idempotency_key=idempotency_key.decode("latin1") if idempotency_key else None,
+    )
+
+
+async def lane_send(call: lane.Call) -> lane.Answer | None:
+    """`POST /api/v1/chats/{id}/messages` on the hot lane."""
+    data = _lane_fields(call)
+    if data is None:
+        return None
+    try:
+        result, status, headers = await (await _lane_start(call, data)).result()
+    except Exception as exc:
+        return lane.api_error_answer(exc, MessagesView)
+    return lane.json_answer(status, result, headers)
+
+
+async def lane_stream_send(call: lane.Call) -> lane.Answer | None:
+    """`POST /api/v1/chats/{id}/messages/stream` on the hot lane."""
+    data = _lane_fields(call)
+    if data is None:
+        return None
+    try:
+        events, headers = await (await _lane_start(call, data)).events()
+    except Exception as exc:
+        return lane.api_error_answer(exc, StreamMessageView)
+    return lane.stream_answer(encoded(events), headers)

@@ -39,7 +39,7 @@ MODES = [pytest.param("cgroup", marks=needs_cgroups), "rlimit"]
 # Six children that each fill 100 MB (touched, so it is really held), the parent waiting
 # for them; forking stops quietly where the process cap refuses more children.
 SIX_HUNGRY_CHILDREN = """
-import os
+import os, time
 def hog():
     children = []
     for _ in range(6):
@@ -49,6 +49,9 @@ def hog():
             break
         if pid == 0:
             block = b"x" * (100 * 1024 * 1024)
+            # Held a while, so that the children's blocks are taken at the same time
+            # however the processor schedules them.
+            time.sleep(1)
             os._exit(0 if block else 1)
         children.append(pid)
     return [os.waitpid(pid, 0)[1] for pid in children]
