@@ -72,7 +72,7 @@ class _SendBase(AsyncAPIView):
     # first write share one connection, handed back before the model is called.
     keeps_connection = True
 
-    async def _start(self, request: Request, chat_pk: Any) -> _Send:
+    async def _start(self, request: Request, chat_pk: Any) -> ClaimedSend:
         key = principal(request).key
         chat = await access(key, chat_pk)
         data = validated(SendMessageSerializer, request.data)
@@ -81,7 +81,7 @@ class _SendBase(AsyncAPIView):
 
 
 @dataclass(slots=True)
-class _Send:
+class ClaimedSend:
     """A send checked and claimed: its turn's spec, and its Idempotency-Key's record."""
 
     spec: pipeline.TurnSpec
@@ -136,7 +136,7 @@ async def access(key: ApiKey, chat_pk: Any) -> Chat:
 
 async def start_send(
     key: ApiKey, chat: Chat, data: dict[str, Any], *, body: Any, idempotency_key: str | None
-) -> _Send:
+) -> ClaimedSend:
     """Check a send of `data` (`body` validated) to `chat` and claim its
     Idempotency-Key: what both send endpoints do before the turn."""
     try:
@@ -154,7 +154,7 @@ async def start_send(
             key=idempotency_key,
             fingerprint=services.request_fingerprint(body),
         )
-    return _Send(spec, record)
+    return ClaimedSend(spec, record)
 
 
 async def _remember(
@@ -258,7 +258,7 @@ def _lane_fields(call: lane.Call) -> dict[str, Any] | None:
         return None  # the view says what is wrong (or that the chat is not there)
 
 
-async def _lane_start(call: lane.Call, data: dict[str, Any]) -> _Send:
+async def _lane_start(call: lane.Call, data: dict[str, Any]) -> ClaimedSend:
     chat = await access(call.key, uuid.UUID(call.params["chat_pk"]))
     idempotency_key = call.headers.get(b"idempotency-key")
     return await start_send(
