@@ -16,9 +16,9 @@ import time
 import httpx
 import pytest
 from django.conf import settings as django_settings
-from prometheus_client.parser import text_string_to_metric_families
 
 from llmwrapper.asgi_handler import ReusedThreadsASGIHandler
+from llmwrapper.tests.test_metrics import value
 from providers.models import LlmCall
 from providers.records import wait_idle
 
@@ -251,21 +251,13 @@ def _metrics(client: httpx.Client) -> str:
     return response.text
 
 
-def _sample(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
-
-
 def _requests_counted(client: httpx.Client) -> float:
     labels = {"method": "POST", "route": PATH, "status": "200"}
-    return _sample(_metrics(client), "llmwrapper_http_requests_total", **labels)
+    return value(_metrics(client), "llmwrapper_http_requests_total", **labels)
 
 
 def _gauge(client: httpx.Client) -> float:
-    return _sample(_metrics(client), "llmwrapper_active_streams", transport="sse")
+    return value(_metrics(client), "llmwrapper_active_streams", transport="sse")
 
 
 # Chat sends: two sends differ in ids, sequence numbers and times, so their answers are
