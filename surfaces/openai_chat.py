@@ -148,7 +148,8 @@ class _OpenAIView(compat.CompatView):
         return Response(error.body(), status=error.status, headers=error.headers)
 
 
-def _billed(key: ApiKey) -> Subtenant:
+def billed(key: ApiKey) -> Subtenant:
+    """The subtenant a call with `key` is for (400 for an admin key)."""
     if key.subtenant is not None:
         return key.subtenant
     raise OpenAIError(
@@ -159,7 +160,7 @@ def _billed(key: ApiKey) -> Subtenant:
 
 
 def _subtenant(request: Request) -> Subtenant:
-    return _billed(principal(request).key)
+    return billed(principal(request).key)
 
 
 class ChatCompletionsView(_OpenAIView):
@@ -191,7 +192,7 @@ async def start(fields: dict[str, Any], key: ApiKey, chat_id: str | None) -> _Co
         params["max_tokens"] = params["max_completion_tokens"]
     turn = await pipeline.start(
         pipeline.TurnSpec(
-            subtenant=_billed(key),
+            subtenant=billed(key),
             api_key=key,
             source="openai_compat",
             model=fields["model"],
@@ -223,8 +224,13 @@ async def lane_start(call: lane.Call) -> lane.Answer | None:
             return lane.stream_answer(completion.chunks())
         return lane.json_answer(200, await completion.body())
     except Exception as exc:
-        error = openai_error(exc)
-        return lane.json_answer(error.status, error.body(), error.headers)
+        return lane_error(exc)
+
+
+def lane_error(exc: Exception) -> lane.Answer:
+    """`exc` answered on the hot lane in OpenAI's shape, as `_OpenAIView` answers it."""
+    error = openai_error(exc)
+    return lane.json_answer(error.status, error.body(), error.headers)
 
 
 class _Completion:

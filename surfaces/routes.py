@@ -6,11 +6,13 @@ from llmwrapper.lane import Route
 from surfaces.chats.api import MessagesView, StreamMessageView, lane_send, lane_stream_send
 from surfaces.llm.api import CompleteView, StreamView, lane_complete, lane_stream
 from surfaces.openai_chat import ChatCompletionsView, lane_start
+from surfaces.responses.api import ResponsesView, lane_create
 
 LANE_ROUTES = {
     "/v1/chat/completions": Route(lane_start, ChatCompletionsView),
     "/api/v1/llm/complete": Route(lane_complete, CompleteView),
     "/api/v1/llm/stream": Route(lane_stream, StreamView),
+    "/v1/responses": Route(lane_create, ResponsesView),
 }
 
 # The chat's id as Django's `uuid` path converter matches it.

@@ -29,7 +29,8 @@ BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": 
 DIRECT = "/api/v1/llm/complete"
 DIRECT_STREAM = "/api/v1/llm/stream"
 DIRECT_BODY = {"provider": "openai", "messages": [{"role": "user", "content": "Hi"}]}
-LANE_PATHS = (PATH, DIRECT, DIRECT_STREAM)
+RESPONSES = "/v1/responses"
+LANE_PATHS = (PATH, DIRECT, DIRECT_STREAM, RESPONSES)
 CHAT_PATH = re.compile(r"/api/v1/chats/[^/]+/messages(/stream)?")
 # What differs between two answers to the same request.
 UNIQUE = re.compile(
@@ -345,3 +346,24 @@ def test_sends_the_lane_leaves_to_django(caller, chat, django_saw):
     assert client.post(missing, json={"nope": 1}).status_code == 404  # Django: chat first
     assert client.post(chat, json={"nope": 1}).status_code == 400
     assert django_saw == [(missing, b"via=django"), (missing, b""), (chat, b"")]
+
+
+@pytest.mark.parametrize(
+    ("script", "body"),
+    [
+        ({"text": "Hello", "usage": (3, 2)}, {"model": "openai/gpt-4o-mini", "input": "Hi"}),
+        (
+            {"text": "one two three", "chunks": 3},
+            {"model": "openai/gpt-4o-mini", "input": "Hi", "stream": True},
+        ),
+        (
+            {"status": 429, "error_message": "slow down", "retry_after": 7},
+            {"model": "openai/gpt-4o-mini", "input": "Hi", "store": False},
+        ),
+    ],
+    ids=["create", "stream", "429"],
+)
+def test_the_lane_creates_responses_as_django_does(caller, django_saw, script, body):
+    client, _, fakes = caller
+    lane, django = _both(client, fakes, script, body, django_saw, path=RESPONSES)
+    _same_answer(lane, django)
