@@ -38,10 +38,13 @@ from corsheaders.conf import conf as cors_conf
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from llmwrapper.api import validated
 from llmwrapper.asgi_handler import ReusedThreadsASGIHandler
 from llmwrapper.auth import parse_bearer
 from llmwrapper.errors import exception_handler
@@ -89,26 +92,46 @@ class Answer:
 class Route:
     """One endpoint of the lane: `start` answers a request as `view` (the DRF view
     Django routes the path to) would, or returns None to leave it to Django, which it
-    may only do before it starts any work."""
+    may only do before it starts any work. What `start` raises is answered by `error`
+    (the view's error shape; by default the API's, `api_error_answer`)."""
 
     start: Callable[[Call], Awaitable[Answer | None]]
     view: type[APIView]
     # The route's pattern as metrics, logs and traces name it; None: the path itself.
     template: str | None = None
+    # Request headers (lower case) the route leaves to Django, e.g. X-Chat-ID.
+    declines: frozenset[bytes] = frozenset()
+    error: Callable[[Exception], Answer] | None = None
+
+    def answer_error(self, exc: Exception) -> Answer:
+        return self.error(exc) if self.error is not None else api_error_answer(exc, self.view)
+
+
+def valid_fields(call: Call, serializer: type[Serializer]) -> dict[str, Any] | None:
+    """The call's body validated by `serializer`; None when it is not valid (the view
+    then says what is wrong, in its own order)."""
+    if not isinstance(call.data, dict):
+        return None
+    try:
+        return validated(serializer, call.data)
+    except ValidationError:
+        return None
 
 
 def json_answer(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
     """`body` rendered as DRF renders a JSON response, with the view's extra headers."""
-    extra = [(k.lower().encode(), str(v).encode("latin1")) for k, v in (headers or {}).items()]
-    return Answer(status, _RENDERER.render(body), headers=[_JSON, *extra])
+    return Answer(status, _RENDERER.render(body), headers=[_JSON, *_encoded(headers)])
 
 
 def stream_answer(
     chunks: AsyncGenerator[bytes, None], headers: Mapping[str, str] | None = None
 ) -> Answer:
     """An event stream of encoded chunks, with the headers of `sse.stream_response`."""
-    extra = [(k.lower().encode(), str(v).encode("latin1")) for k, v in (headers or {}).items()]
-    return Answer(200, chunks=chunks, headers=[*_STREAM, *extra])
+    return Answer(200, chunks=chunks, headers=[*_STREAM, *_encoded(headers)])
+
+
+def _encoded(headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode(), str(v).encode("latin1")) for k, v in (headers or {}).items()]
 
 
 def api_error_answer(exc: Exception, view: type[APIView]) -> Answer:
@@ -163,8 +186,10 @@ class HotLane:
         ):
             return await self.django(scope, receive, send)
         headers = _headers(scope)
-        key = _caller(scope, headers) if headers is not None else None
-        if key is None or headers is None:
+        if headers is None or not route.declines.isdisjoint(headers):
+            return await self.django(scope, receive, send)
+        key = _caller(scope, headers)
+        if key is None:
             return await self.django(scope, receive, send)
         limit = settings.MAX_CONTENT_REQUEST_BYTES
         body, more = await _read_body(receive, limit)
@@ -194,7 +219,10 @@ class HotLane:
     async def _respond(
         self, scope: Scope, route: Route, call: Call, exchange: Exchange, send: Send
     ) -> bool:
-        answer = await route.start(call)
+        try:
+            answer = await route.start(call)
+        except Exception as exc:
+            answer = route.answer_error(exc)
         if answer is None:
             return False
         path = route.template or exchange.request.path

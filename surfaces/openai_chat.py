@@ -210,21 +210,15 @@ async def start(fields: dict[str, Any], key: ApiKey, chat_id: str | None) -> _Co
 
 async def lane_start(call: lane.Call) -> lane.Answer | None:
     """`POST /v1/chat/completions` on the hot lane (`llmwrapper.lane`): what the view
-    answers, for a valid request without X-Chat-ID (the rest is the view's)."""
-    if b"x-chat-id" in call.headers or not isinstance(call.data, dict):
+    answers, for a valid request (the rest is the view's)."""
+    fields = lane.valid_fields(call, ChatCompletionSerializer)
+    if fields is None:
         return None
-    try:
-        fields = validated(ChatCompletionSerializer, call.data)
-    except drf_exceptions.ValidationError:
-        return None
-    try:
-        completion = await start(fields, call.key, None)
-        if completion.streams:
-            await completion.open_stream()
-            return lane.stream_answer(completion.chunks())
-        return lane.json_answer(200, await completion.body())
-    except Exception as exc:
-        return lane_error(exc)
+    completion = await start(fields, call.key, None)
+    if completion.streams:
+        await completion.open_stream()
+        return lane.stream_answer(completion.chunks())
+    return lane.json_answer(200, await completion.body())
 
 
 def lane_error(exc: Exception) -> lane.Answer:

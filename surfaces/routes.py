@@ -5,14 +5,19 @@ import re
 from llmwrapper.lane import Route
 from surfaces.chats.api import MessagesView, StreamMessageView, lane_send, lane_stream_send
 from surfaces.llm.api import CompleteView, StreamView, lane_complete, lane_stream
-from surfaces.openai_chat import ChatCompletionsView, lane_start
+from surfaces.openai_chat import ChatCompletionsView, lane_error, lane_start
 from surfaces.responses.api import ResponsesView, lane_create
 
+# A turn that persists into a chat is the view's.
+_CHAT_HEADER = frozenset({b"x-chat-id"})
+
 LANE_ROUTES = {
-    "/v1/chat/completions": Route(lane_start, ChatCompletionsView),
+    "/v1/chat/completions": Route(
+        lane_start, ChatCompletionsView, declines=_CHAT_HEADER, error=lane_error
+    ),
     "/api/v1/llm/complete": Route(lane_complete, CompleteView),
     "/api/v1/llm/stream": Route(lane_stream, StreamView),
-    "/v1/responses": Route(lane_create, ResponsesView),
+    "/v1/responses": Route(lane_create, ResponsesView, declines=_CHAT_HEADER, error=lane_error),
 }
 
 # The chat's id as Django's `uuid` path converter matches it.

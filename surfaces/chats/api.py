@@ -251,14 +251,10 @@ class MessagesView(SendMessageView):
 # The hot lane (`llmwrapper.lane`): the same sends, for a valid body.
 
 
-def _lane_fields(call: lane.Call) -> dict[str, Any] | None:
-    try:
-        return validated(SendMessageSerializer, call.data)
-    except serializers.ValidationError:
+async def _lane_start(call: lane.Call) -> ClaimedSend | None:
+    data = lane.valid_fields(call, SendMessageSerializer)
+    if data is None:
         return None  # the view says what is wrong (or that the chat is not there)
-
-
-async def _lane_start(call: lane.Call, data: dict[str, Any]) -> ClaimedSend:
     chat = await access(call.key, uuid.UUID(call.params["chat_pk"]))
     idempotency_key = call.headers.get(b"idempotency-key")
     return await start_send(
@@ -272,23 +268,17 @@ async def _lane_start(call: lane.Call, data: dict[str, Any]) -> ClaimedSend:
 
 async def lane_send(call: lane.Call) -> lane.Answer | None:
     """`POST /api/v1/chats/{id}/messages` on the hot lane."""
-    data = _lane_fields(call)
-    if data is None:
+    send = await _lane_start(call)
+    if send is None:
         return None
-    try:
-        result, status, headers = await (await _lane_start(call, data)).result()
-    except Exception as exc:
-        return lane.api_error_answer(exc, MessagesView)
+    result, status, headers = await send.result()
     return lane.json_answer(status, result, headers)
 
 
 async def lane_stream_send(call: lane.Call) -> lane.Answer | None:
     """`POST /api/v1/chats/{id}/messages/stream` on the hot lane."""
-    data = _lane_fields(call)
-    if data is None:
+    send = await _lane_start(call)
+    if send is None:
         return None
-    try:
-        events, headers = await (await _lane_start(call, data)).events()
-    except Exception as exc:
-        return lane.api_error_answer(exc, StreamMessageView)
+    events, headers = await send.events()
     return lane.stream_answer(encoded(events), headers)

@@ -75,14 +75,14 @@ def _lane_spec(call: lane.Call) -> pipeline.TurnSpec | None:
     """The turn a request on the hot lane asks for; None leaves the request to the view
     (it says what is wrong, or looks up the subtenant an admin key names)."""
     subtenant = call.key.subtenant
-    if subtenant is None or not isinstance(call.data, dict):
+    data = lane.valid_fields(call, CompletionRequestSerializer) if subtenant else None
+    if data is None or data.get("subtenant"):
         return None
     try:
-        data = validated(CompletionRequestSerializer, call.data)
         tools = tool_specs_from_openai(data.get("tools"), data.get("functions"))
-    except (serializers.ValidationError, KeyError, ValueError):
+    except (KeyError, ValueError):
         return None
-    return None if data.get("subtenant") else _spec(data, call.key, subtenant, tools)
+    return _spec(data, call.key, subtenant, tools)
 
 
 async def lane_complete(call: lane.Call) -> lane.Answer | None:
@@ -90,10 +90,7 @@ async def lane_complete(call: lane.Call) -> lane.Answer | None:
     spec = _lane_spec(call)
     if spec is None:
         return None
-    try:
-        return lane.json_answer(200, await direct.direct_body(await pipeline.start(spec)))
-    except Exception as exc:
-        return lane.api_error_answer(exc, CompleteView)
+    return lane.json_answer(200, await direct.direct_body(await pipeline.start(spec)))
 
 
 async def lane_stream(call: lane.Call) -> lane.Answer | None:
@@ -101,10 +98,7 @@ async def lane_stream(call: lane.Call) -> lane.Answer | None:
     spec = _lane_spec(call)
     if spec is None:
         return None
-    try:
-        turn = await pipeline.start(spec)
-    except Exception as exc:
-        return lane.api_error_answer(exc, StreamView)
+    turn = await pipeline.start(spec)
     return lane.stream_answer(encoded(direct.direct_events(turn)))
 
 

@@ -19,7 +19,7 @@ import pipeline
 from llmwrapper import db, lane
 from llmwrapper.api import principal, validated
 from llmwrapper.sse import stream_response
-from surfaces.openai_chat import _OpenAIView, _subtenant, billed, lane_error
+from surfaces.openai_chat import _OpenAIView, _subtenant, billed
 from surfaces.responses import service, store, wire
 from surfaces.responses.events import ResponseStream
 
@@ -87,23 +87,17 @@ class ResponsesView(_OpenAIView):
 
 async def lane_create(call: lane.Call) -> lane.Answer | None:
     """`POST /v1/responses` on the hot lane (`llmwrapper.lane`): what the view answers,
-    for a valid request without X-Chat-ID (the rest is the view's)."""
-    if b"x-chat-id" in call.headers or not isinstance(call.data, dict):
+    for a valid request (the rest is the view's)."""
+    fields = lane.valid_fields(call, ResponseRequestSerializer)
+    if fields is None:
         return None
-    try:
-        fields = validated(ResponseRequestSerializer, call.data)
-    except serializers.ValidationError:
-        return None
-    try:
-        started = await service.start(
-            fields, subtenant=billed(call.key), api_key=call.key, chat_header=None
-        )
-        if fields["stream"]:
-            opened = await pipeline.OpenedStream.open(started.turn)
-            return lane.stream_answer(ResponseStream(started.response).events(opened))
-        return lane.json_answer(200, await _body(started))
-    except Exception as exc:
-        return lane_error(exc)
+    started = await service.start(
+        fields, subtenant=billed(call.key), api_key=call.key, chat_header=None
+    )
+    if fields["stream"]:
+        opened = await pipeline.OpenedStream.open(started.turn)
+        return lane.stream_answer(ResponseStream(started.response).events(opened))
+    return lane.json_answer(200, await _body(started))
 
 
 async def _body(started: service.Started) -> dict[str, Any]:
