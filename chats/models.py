@@ -10,7 +10,11 @@ from tenants.models import Subtenant
 
 class Chat(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    subtenant = models.ForeignKey(Subtenant, on_delete=models.CASCADE, related_name="chats")
+    # The index (subtenant, -updated_at) serves lookups by subtenant: no index of its own,
+    # which every send's UPDATE of the row would write too.
+    subtenant = models.ForeignKey(
+        Subtenant, on_delete=models.CASCADE, related_name="chats", db_index=False
+    )
     title = models.CharField(max_length=200, blank=True, default="")
     provider = models.CharField(max_length=32, blank=True, default="")
     model = models.CharField(max_length=200, blank=True, default="")
@@ -45,7 +49,12 @@ class Message(models.Model):
         ERROR = "error"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    # The unique (chat, sequence) index serves lookups by chat. An index on the chat alone
+    # would be written by every insert and update, and on it the planner may read a whole
+    # chat and sort it to find its newest messages.
+    chat = models.ForeignKey(
+        Chat, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     sequence = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True, default="")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
@@ -63,21 +64,40 @@ def message_context_rows(
 ) -> list[tuple[str, str, list, str, str, list]]:
     """The newest `limit` finished messages (before `before_sequence`, when given),
     oldest first, as (role, content, tool_calls, tool_call_id, name, parts) rows."""
-    # Every send reads its context: plain SQL (llmwrapper.rows), on the (chat, sequence) index.
+    # Every send reads its context: plain SQL (llmwrapper.rows), on the (chat, sequence)
+    # index, first among the `2 * limit` sequence numbers below the newest one known.
+    # Bounded so, the read costs the same whatever plan the database picks for a long
+    # chat (its statistics may hold a chat to be a few rows, then read and sort it all);
+    # only a chat whose recent messages are mostly unfinished reads further.
+    newest = chat.last_sequence if before_sequence is None else before_sequence - 1
+    floor = newest - 2 * limit
+    found = _context_rows(chat, before_sequence, floor, limit)
+    if len(found) < limit and floor > 0:
+        found = _context_rows(chat, before_sequence, 0, limit)
+    found.reverse()
+    return found
+
+
+def _context_rows(
+    chat: Chat, before_sequence: int | None, floor: int, limit: int
+) -> list[tuple[str, str, list, str, str, list]]:
+    """Up to `limit` finished messages of the chat numbered above `floor` (and below
+    `before_sequence`), newest first."""
     where = '"chat_id" = %s AND "status" NOT IN (%s, %s)'
-    params = [rows.value(Message, "chat", chat.pk), "streaming", "error"]
+    params: list[Any] = [rows.value(Message, "chat", chat.pk), "streaming", "error"]
     if before_sequence is not None:
         where += ' AND "sequence" < %s'
         params.append(before_sequence)
-    found = rows.values(
+    if floor > 0:
+        where += ' AND "sequence" > %s'
+        params.append(floor)
+    return rows.values(  # type: ignore[return-value]
         Message,
         ("role", "content", "tool_calls", "tool_call_id", "name", "parts"),
         where,
         params,
         tail=f'ORDER BY "sequence" DESC LIMIT {int(limit)}',
     )
-    found.reverse()
-    return found  # type: ignore[return-value]
 
 
 def message_pending_tool_calls(*, chat: Chat) -> dict[str, dict]:

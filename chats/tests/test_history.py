@@ -89,3 +89,30 @@ def test_truncated_history_keeps_the_system_prompt_and_the_new_message(
             assert sent[index + 1]["role"] == "tool"
         if message["role"] == "tool":
             assert sent[index - 1].get("tool_calls")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_window_reaches_past_a_long_run_of_failed_turns(make_tenant, llm_fakes, settings):
+    # The newest finished messages are sought among the few sequence numbers below the
+    # chat's newest first; when failed turns fill those, further back.
+    settings.CHAT_HISTORY_MAX_MESSAGES = 4
+    subtenant, raw, _ = make_tenant()
+    chat = Chat.objects.create(subtenant=subtenant, provider="openai")
+    rows = [
+        Message(chat=chat, sequence=n, role="user" if n % 2 else "assistant", content=f"m{n}")
+        for n in range(1, 41)
+    ]
+    rows += [
+        Message(chat=chat, sequence=n, role="assistant", content=f"failed {n}", status="error")
+        for n in range(41, 61)
+    ]
+    Message.objects.bulk_create(rows)
+    Chat.objects.filter(pk=chat.pk).update(last_sequence=60)
+
+    response = client_for(raw).post(
+        f"/api/v1/chats/{chat.id}/messages", {"content": "newest"}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    sent = llm_fakes.openai.chat_requests()[-1].body["messages"]
+    assert [m["content"] for m in sent] == ["m38", "m39", "m40", "newest"]
