@@ -57,7 +57,7 @@ def _normalized(
     return types.Message(
         role=role,  # type: ignore[arg-type]
         content=content,
-        tool_calls=tuple(wire.tool_call_from_api(c) for c in tool_calls),
+        tool_calls=tuple(wire.tool_call_from_api(c) for c in tool_calls) if tool_calls else (),
         tool_call_id=tool_call_id or None,
         name=name or None,
         parts=attachments.parts_from_stored(parts) if parts else (),

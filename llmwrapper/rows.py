@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from django.db import connection
-from django.db.models import Field, Model
+from django.db.models import Field, JSONField, Model
 
 M = TypeVar("M", bound=Model)
 Converter = Callable[[Any, Any, Any], Any]
@@ -31,20 +31,20 @@ def value(model: type[Model], name: str, raw: Any) -> Any:
 def instances(model: type[M], where: str, params: Sequence[Any], *, tail: str = "") -> list[M]:
     """Rows of `model`'s table matching `where`, as model instances (every field
     loaded, `tail` appended: ORDER BY, LIMIT)."""
-    columns, fields, converters = _reading(model, None, connection.vendor)
+    columns, fields, convert = _reading(model, None, connection.vendor)
     rows = _fetch(model, columns, where, params, tail)
     attnames = [f.attname for f in fields]
     alias = connection.alias
-    return [model.from_db(alias, attnames, _converted(row, fields, converters)) for row in rows]
+    return [model.from_db(alias, attnames, convert(row)) for row in rows]
 
 
 def values(
     model: type[Model], names: Sequence[str], where: str, params: Sequence[Any], *, tail: str = ""
 ) -> list[tuple[Any, ...]]:
     """Rows of `model`'s table matching `where`, as tuples of the fields `names`."""
-    columns, fields, converters = _reading(model, tuple(names), connection.vendor)
+    columns, _, convert = _reading(model, tuple(names), connection.vendor)
     rows = _fetch(model, columns, where, params, tail)
-    return [tuple(_converted(row, fields, converters)) for row in rows]
+    return [tuple(convert(row)) for row in rows]
 
 
 def update(model: type[Model], pk: Any, fields: dict[str, Any]) -> int:
@@ -93,11 +93,11 @@ def insert_returning(
     model = type(objs[0])
     sql, params = _insert_sql(_writable(model), objs, computed)
     pk_name: str = model._meta.pk.name  # type: ignore[union-attr]
-    columns, fields, converters = _reading(model, (pk_name, *returning), connection.vendor)
+    columns, _, convert = _reading(model, (pk_name, *returning), connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(f"WITH {with_[0]} {sql} RETURNING {columns}", [*with_[1], *params])
         stored = cursor.fetchall()
-    by_pk = {key: row for key, *row in (_converted(r, fields, converters) for r in stored)}
+    by_pk = {key: row for key, *row in (convert(r) for r in stored)}
     for obj in objs:
         for name, stored_value in zip(returning, by_pk[obj.pk], strict=True):
             setattr(obj, name, stored_value)
@@ -142,25 +142,58 @@ def _fetch(
 @functools.cache
 def _reading(
     model: type[Model], names: tuple[str, ...] | None, vendor: str
-) -> tuple[str, list[Field], list[list[Converter]]]:
-    """The select list, the fields and their converters (kept per model, columns and
-    database vendor: they depend on nothing else)."""
+) -> tuple[str, list[Field], Callable[[Sequence[Any]], Sequence[Any]]]:
+    """The select list, the fields and what turns a row into their values (kept per
+    model, columns and database vendor: they depend on nothing else)."""
     meta = model._meta
     chosen = meta.concrete_fields if names is None else [meta.get_field(n) for n in names]
     fields: list[Field] = list(chosen)  # type: ignore[arg-type]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
-    converters = [
-        connection.ops.get_db_converters(f.get_col(meta.db_table)) + f.get_db_converters(connection)
-        for f in fields
+    steps = [
+        (index, field, [_quicker(c, field) for c in converters])
+        for index, field in enumerate(fields)
+        if (
+            converters := connection.ops.get_db_converters(field.get_col(meta.db_table))
+            + field.get_db_converters(connection)
+        )
     ]
-    return columns, fields, converters
+    return columns, fields, functools.partial(_converted, steps=steps)
 
 
-def _converted(row: Sequence[Any], fields: list[Field], converters: list[list[Converter]]) -> list:
-    out = []
-    for raw, field, convert in zip(row, fields, converters, strict=True):
-        for converter in convert:
+def _converted(
+    row: Sequence[Any], *, steps: list[tuple[int, Field, list[Converter]]]
+) -> Sequence[Any]:
+    """The row with each value that has converters passed through them, as the ORM
+    does; a row none of whose columns has one, as it came."""
+    if not steps:
+        return row
+    out = list(row)
+    for index, field, converters in steps:
+        raw = out[index]
+        for converter in converters:
             raw = converter(raw, field, connection)
-        out.append(raw)
+        out[index] = raw
     return out
+
+
+# A chat's messages hold mostly empty lists (tool calls, content parts): made, not parsed.
+_EMPTY_JSON: dict[str, Callable[[], Any]] = {"[]": list, "{}": dict}
+
+
+def _quicker(converter: Converter, field: Field) -> Converter:
+    """`converter`, or an equivalent that costs less: a JSON field's own (without a
+    decoder of its own) makes an empty list or object without parsing it."""
+    if not (
+        isinstance(field, JSONField)
+        and field.decoder is None
+        and getattr(converter, "__func__", None) is JSONField.from_db_value
+    ):
+        return converter
+
+    def from_db_value(value: Any, expression: Any, connection: Any) -> Any:
+        if type(value) is str and (empty := _EMPTY_JSON.get(value)) is not None:
+            return empty()
+        return converter(value, expression, connection)
+
+    return from_db_value

@@ -77,6 +77,23 @@ def test_values_decode_like_values_list(chat):
     assert found == list(expected.values_list(*names))
 
 
+def test_empty_json_values_come_back_new_each_time(chat):
+    # Empty lists and objects are made without parsing: equal to the ORM's, never shared.
+    rows.insert(
+        Message(chat=chat, sequence=i, role="user", tool_calls=[], metadata=meta, parts=parts)
+        for i, (meta, parts) in enumerate([({}, []), ({"k": []}, ["[]"]), ({}, [{}])], start=1)
+    )
+    names = ("tool_calls", "metadata", "parts")
+    where, params = '"chat_id" = %s', [rows.value(Message, "chat", chat.pk)]
+    found = rows.values(Message, names, where, params, tail='ORDER BY "sequence"')
+    expected = Message.objects.filter(chat=chat).order_by("sequence").values_list(*names)
+    assert found == list(expected)
+    found[0][0].append("changed")
+    found[0][1]["changed"] = True
+    again = rows.values(Message, names, where, params, tail='ORDER BY "sequence"')
+    assert again[0] == ([], {}, [])
+
+
 def test_update_sets_plain_values_on_one_row(chat):
     first, second = rows.insert(
         Message(chat=chat, sequence=i, role="assistant", status="streaming") for i in (1, 2)
