@@ -115,7 +115,7 @@ def _wrk_env(call: Call, workdir: Path) -> dict[str, str]:
     body_file.write_bytes(body)
     env = dict(os.environ)
     env["BENCH_BODY_FILE"] = str(body_file)
-    env["BENCH_AUTHORIZATION"] = call.headers.get("Authorization", "")
+    env["BENCH_HEADERS"] = "".join(f"{name}: {value}\n" for name, value in call.headers.items())
     env.pop("BENCH_PATHS_FILE", None)
     if len(call.all_paths) > 1:
         listing = "\n".join(call.all_paths).encode() + b"\n"

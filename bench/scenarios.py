@@ -96,6 +96,23 @@ def llm_stream(stack: Stack) -> dict[str, Call]:
     }
 
 
+def anthropic_messages(stack: Stack) -> dict[str, Call]:
+    """The Anthropic-compatible endpoint as Anthropic's clients call it (`x-api-key`),
+    in front of the same OpenAI-shaped upstream."""
+    return {
+        "direct": Call(
+            "direct", "/v1/chat/completions", {"model": MODEL, "messages": HELLO}, expect=ECHO
+        ),
+        "gateway": Call(
+            "gateway",
+            "/v1/messages",
+            {"model": f"openai/{MODEL}", "max_tokens": 100, "messages": HELLO},
+            {"x-api-key": stack.api_key, "anthropic-version": "2023-06-01"},
+            expect=ECHO,
+        ),
+    }
+
+
 # -- the OpenAI-compatible endpoint, and LiteLLM's proxy beside it -----------------------
 
 
@@ -296,6 +313,12 @@ SCENARIOS: dict[str, Scenario] = {
             "POST /api/v1/llm/stream (SSE) vs POST /v1/chat/completions with stream: true",
             stream=True,
             build=llm_stream,
+        ),
+        Scenario(
+            "anthropic",
+            "POST /v1/messages (Anthropic-compatible, x-api-key) vs POST /v1/chat/completions",
+            stream=False,
+            build=anthropic_messages,
         ),
         *(_chat_scenario(n, stream=False) for n in CHAT_SIZES),
         *(_chat_scenario(n, stream=True) for n in CHAT_SIZES),

@@ -12,7 +12,8 @@ needs that machinery:
   application/json`, within the size limits) that the service's JSON rules accept,
   and an `Accept` of JSON (or none);
 - a Host that ALLOWED_HOSTS accepts, and no https redirect due;
-- a bearer key this process remembers, active, whose use was recorded within
+- a key this process remembers (a bearer token, or `x-api-key` where the route's view
+  takes it), active, whose use was recorded within
   API_KEY_TOUCH_INTERVAL and that no request-rate limit counts (the checks that need
   no I/O, `auth.checks_in_memory`), and content logging off.
 
@@ -46,7 +47,7 @@ from rest_framework.views import APIView
 
 from llmwrapper.api import validated
 from llmwrapper.asgi_handler import ReusedThreadsASGIHandler
-from llmwrapper.auth import parse_bearer
+from llmwrapper.auth import ApiKeyOrXApiKeyAuthentication, parse_bearer
 from llmwrapper.errors import exception_handler
 from llmwrapper.middleware import SecurityHeadersMiddleware, host_allowed, scope_host
 from llmwrapper.observability import tracing
@@ -188,7 +189,7 @@ class HotLane:
         headers = _headers(scope)
         if headers is None or not route.declines.isdisjoint(headers):
             return await self.django(scope, receive, send)
-        key = _caller(scope, headers)
+        key = _caller(scope, headers, route.view)
         if key is None:
             return await self.django(scope, receive, send)
         limit = settings.MAX_CONTENT_REQUEST_BYTES
@@ -303,19 +304,34 @@ def _headers(scope: Scope) -> dict[bytes, bytes] | None:
     return headers
 
 
-def _caller(scope: Scope, headers: dict[bytes, bytes]) -> ApiKey | None:
+def _caller(scope: Scope, headers: dict[bytes, bytes], view: type[APIView]) -> ApiKey | None:
     """The request's key when checking it and answering needs nothing but memory."""
     if settings.LOG_CONTENT or not host_allowed(scope_host(scope)):
         return None
     if settings.SECURE_SSL_REDIRECT and not _is_secure(scope, headers):
         return None
-    raw = parse_bearer(headers.get(b"authorization", b"").decode("latin1"))
+    raw = _raw_key(headers, view)
     key = api_key_remembered(raw_key=raw) if raw else None
     if key is None or (key.subtenant is not None and not key.subtenant.is_active):
         return None
     if api_key_touch_due(key=key, interval_seconds=settings.API_KEY_TOUCH_INTERVAL):
         return None
     return None if limits.request_checks_needed(key) else key
+
+
+def _raw_key(headers: dict[bytes, bytes], view: type[APIView]) -> str | None:
+    """The key the view's authenticator reads: the bearer token; for a view that takes
+    `x-api-key` (`ApiKeyOrXApiKeyAuthentication`), that header when no Authorization
+    comes."""
+    authorization = headers.get(b"authorization", b"")
+    if not authorization and _takes_x_api_key(view):
+        return headers.get(b"x-api-key", b"").decode("latin1").strip() or None
+    return parse_bearer(authorization.decode("latin1"))
+
+
+@functools.cache
+def _takes_x_api_key(view: type[APIView]) -> bool:
+    return any(issubclass(a, ApiKeyOrXApiKeyAuthentication) for a in view.authentication_classes)
 
 
 def _is_secure(scope: Scope, headers: dict[bytes, bytes]) -> bool:

@@ -3,6 +3,7 @@
 import re
 
 from llmwrapper.lane import Route
+from surfaces.anthropic import api as anthropic
 from surfaces.chats.api import MessagesView, StreamMessageView, lane_send, lane_stream_send
 from surfaces.llm.api import CompleteView, StreamView, lane_complete, lane_stream
 from surfaces.openai_chat import ChatCompletionsView, lane_error, lane_start
@@ -18,6 +19,9 @@ LANE_ROUTES = {
     "/api/v1/llm/complete": Route(lane_complete, CompleteView),
     "/api/v1/llm/stream": Route(lane_stream, StreamView),
     "/v1/responses": Route(lane_create, ResponsesView, declines=_CHAT_HEADER, error=lane_error),
+    "/v1/messages": Route(
+        anthropic.lane_messages, anthropic.MessagesView, error=anthropic.lane_error
+    ),
 }
 
 # The chat's id as Django's `uuid` path converter matches it.

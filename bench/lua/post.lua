@@ -2,22 +2,23 @@
 --
 -- Environment (set by bench/load.py):
 --   BENCH_BODY_FILE      path of the request body (a file, so large chat bodies fit)
---   BENCH_AUTHORIZATION  value of the Authorization header, or empty for none
+--   BENCH_HEADERS        extra request headers, one `Name: value` a line (may be empty)
 --   BENCH_PATHS_FILE     optional: request paths, one a line, sent to in turn (each wrk
 --                        thread cycles through them from the first)
 --
 -- The summary is one line, `BENCH_RESULT {json}`, with latencies in microseconds.
 
 local body_file = os.getenv("BENCH_BODY_FILE")
-local authorization = os.getenv("BENCH_AUTHORIZATION")
+local headers = os.getenv("BENCH_HEADERS") or ""
 
 local f = assert(io.open(body_file, "rb"), "cannot open BENCH_BODY_FILE")
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
-if authorization and authorization ~= "" then
-  wrk.headers["Authorization"] = authorization
+for line in headers:gmatch("[^\n]+") do
+  local name, value = line:match("^([^:]+):%s*(.*)$")
+  wrk.headers[name] = value
 end
 
 local paths_file = os.getenv("BENCH_PATHS_FILE")

@@ -30,11 +30,17 @@ DIRECT = "/api/v1/llm/complete"
 DIRECT_STREAM = "/api/v1/llm/stream"
 DIRECT_BODY = {"provider": "openai", "messages": [{"role": "user", "content": "Hi"}]}
 RESPONSES = "/v1/responses"
-LANE_PATHS = (PATH, DIRECT, DIRECT_STREAM, RESPONSES)
+MESSAGES = "/v1/messages"
+MESSAGES_BODY = {
+    "model": "openai/gpt-4o-mini",
+    "max_tokens": 100,
+    "messages": [{"role": "user", "content": "Hi"}],
+}
+LANE_PATHS = (PATH, DIRECT, DIRECT_STREAM, RESPONSES, MESSAGES)
 CHAT_PATH = re.compile(r"/api/v1/chats/[^/]+/messages(/stream)?")
 # What differs between two answers to the same request.
 UNIQUE = re.compile(
-    rb'"(chatcmpl-[0-9a-f]+|created":\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'
+    rb'"(chatcmpl-[0-9a-f]+|msg_[0-9a-f]+|created":\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'
 )
 
 
@@ -367,3 +373,64 @@ def test_the_lane_creates_responses_as_django_does(caller, django_saw, script, b
     client, _, fakes = caller
     lane, django = _both(client, fakes, script, body, django_saw, path=RESPONSES)
     _same_answer(lane, django)
+
+
+@pytest.mark.parametrize(
+    ("script", "body"),
+    [
+        ({"text": "Hello from upstream", "usage": (5, 3)}, MESSAGES_BODY),
+        (
+            {"text": "one two three", "chunks": 3, "usage": (2, 3)},
+            {**MESSAGES_BODY, "stream": True},
+        ),
+        (
+            {"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}, "id": "call_1"}]},
+            MESSAGES_BODY,
+        ),
+        ({"status": 404, "error_message": "no such model"}, MESSAGES_BODY),
+        ({"status": 429, "error_message": "slow down", "retry_after": 7}, MESSAGES_BODY),
+        (
+            {"status": 429, "error_message": "slow down", "retry_after": 7},
+            {**MESSAGES_BODY, "stream": True},
+        ),
+    ],
+    ids=["message", "stream", "tool-use", "404", "429", "429-stream"],
+)
+def test_the_lane_answers_anthropic_messages_as_django_does(caller, django_saw, script, body):
+    client, _, fakes = caller
+    lane, django = _both(client, fakes, script, body, django_saw, path=MESSAGES)
+    assert _comparable(lane) == _comparable(django)
+
+
+def test_an_anthropic_client_authenticates_on_the_lane_with_x_api_key(caller, django_saw):
+    client, subtenant, fakes = caller
+    raw = client.headers["Authorization"].removeprefix("Bearer ")
+    headers = {"x-api-key": raw, "anthropic-version": "2023-06-01"}
+    with httpx.Client(base_url=str(client.base_url), headers=headers, timeout=10) as anthropic:
+        fakes.openai.enqueue(text="Hello", usage=(4, 2))
+        answer = anthropic.post(MESSAGES, json=MESSAGES_BODY)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["content"] == [{"type": "text", "text": "Hello"}]
+        assert django_saw == []
+        # The Anthropic API only: elsewhere x-api-key is no key, answered by Django.
+        refused = anthropic.post(PATH, json=BODY)
+        assert refused.status_code == 401 and django_saw == [(PATH, b"")]
+    assert wait_idle(timeout=10)
+    call = LlmCall.objects.get(subtenant=subtenant)
+    assert (call.source, call.input_tokens) == ("anthropic_compat", 4)
+
+
+def test_anthropic_messages_the_lane_leaves_to_django(admin_key, caller, django_saw):
+    client, _, fakes = caller
+    fakes.openai.enqueue(text="x")
+    invalid = client.post(MESSAGES, json={"model": "openai/gpt-4o-mini", "messages": []})
+    assert invalid.status_code == 400 and invalid.json()["type"] == "error"
+    with httpx.Client(
+        base_url=str(client.base_url), headers={"x-api-key": admin_key}, timeout=10
+    ) as admin:
+        # The first call makes the process remember the key; the second still needs a
+        # subtenant key, which only Django says.
+        answers = [admin.post(MESSAGES, json=MESSAGES_BODY) for _ in range(2)]
+    for answer in answers:
+        assert answer.status_code == 403 and answer.json()["error"]["type"] == "permission_error"
+    assert django_saw == [(MESSAGES, b"")] * 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -9,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 import pipeline
+from llmwrapper import lane
 from llmwrapper.api import principal, validated
 from llmwrapper.auth import ApiKeyOrXApiKeyAuthentication
 from llmwrapper.openapi import ERROR_DESCRIPTIONS, ApiSchema
@@ -29,7 +32,7 @@ from surfaces.anthropic.wire import (
     registry_of,
     targets_of,
 )
-from tenants.models import Subtenant
+from tenants.models import ApiKey, Subtenant
 
 
 class AnthropicErrorBodySerializer(serializers.Serializer):
@@ -125,28 +128,53 @@ class MessagesView(_AnthropicView):
     )
     async def post(self, request: Request):  # type: ignore[no-untyped-def]
         fields = validated(MessagesRequestSerializer, request.data)
-        turn = await pipeline.start(
-            pipeline.TurnSpec(
-                subtenant=_subtenant(request),
-                api_key=principal(request).key,
-                source=LlmCall.Source.ANTHROPIC,
-                model=fields["model"],
-                fallbacks=fields.get("fallbacks"),
-                messages=conversation(fields, limits=gateway.content_limits()),
-                tools=fields.get("tools", ()),
-                tool_choice=fields.get("tool_choice"),
-                params=params(fields),
-                server_tools=compat.server_tools(fields.get("server_tools")),
-                vendor_fields={"anthropic": anthropic_fields(fields)},
-            )
-        )
-        reply = Reply(fields["model"], turn)
+        reply = await start(fields, _subtenant(request), principal(request).key)
         if fields["stream"]:
             # The model's first event is awaited here, so a failure before any output
             # answers as a plain error (429 with Retry-After: the SDK's RateLimitError).
             await reply.open_stream()
             return stream_response(reply.events())
         return Response(await reply.body())
+
+
+async def start(fields: dict[str, Any], subtenant: Subtenant, key: ApiKey | None) -> Reply:
+    """The turn a validated request asks for, started, in Anthropic's format."""
+    turn = await pipeline.start(
+        pipeline.TurnSpec(
+            subtenant=subtenant,
+            api_key=key,
+            source=LlmCall.Source.ANTHROPIC,
+            model=fields["model"],
+            fallbacks=fields.get("fallbacks"),
+            messages=conversation(fields, limits=gateway.content_limits()),
+            tools=fields.get("tools", ()),
+            tool_choice=fields.get("tool_choice"),
+            params=params(fields),
+            server_tools=compat.server_tools(fields.get("server_tools")),
+            vendor_fields={"anthropic": anthropic_fields(fields)},
+        )
+    )
+    return Reply(fields["model"], turn)
+
+
+async def lane_messages(call: lane.Call) -> lane.Answer | None:
+    """`POST /v1/messages` on the hot lane (`llmwrapper.lane`): what the view answers,
+    for a valid request with a subtenant key (the rest is the view's)."""
+    subtenant = call.key.subtenant
+    fields = lane.valid_fields(call, MessagesRequestSerializer) if subtenant else None
+    if fields is None or subtenant is None:
+        return None
+    reply = await start(fields, subtenant, call.key)
+    if fields["stream"]:
+        await reply.open_stream()
+        return lane.stream_answer(reply.events())
+    return lane.json_answer(200, await reply.body())
+
+
+def lane_error(exc: Exception) -> lane.Answer:
+    """`exc` answered on the hot lane in Anthropic's shape, as the views answer it."""
+    error = anthropic_error(exc)
+    return lane.json_answer(error.status, error.body(), error.headers)
 
 
 class CountTokensView(_AnthropicView):
