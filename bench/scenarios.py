@@ -60,11 +60,14 @@ def _auth(stack: Stack) -> dict[str, str]:
     return {"Authorization": f"Bearer {stack.api_key}"}
 
 
+def _direct_hello() -> Call:
+    """The vendor called directly with `hello`, the baseline of the plain scenarios."""
+    return Call("direct", "/v1/chat/completions", {"model": MODEL, "messages": HELLO}, expect=ECHO)
+
+
 def llm_complete(stack: Stack) -> dict[str, Call]:
     return {
-        "direct": Call(
-            "direct", "/v1/chat/completions", {"model": MODEL, "messages": HELLO}, expect=ECHO
-        ),
+        "direct": _direct_hello(),
         "gateway": Call(
             "gateway",
             "/api/v1/llm/complete",
@@ -100,9 +103,7 @@ def anthropic_messages(stack: Stack) -> dict[str, Call]:
     """The Anthropic-compatible endpoint as Anthropic's clients call it (`x-api-key`),
     in front of the same OpenAI-shaped upstream."""
     return {
-        "direct": Call(
-            "direct", "/v1/chat/completions", {"model": MODEL, "messages": HELLO}, expect=ECHO
-        ),
+        "direct": _direct_hello(),
         "gateway": Call(
             "gateway",
             "/v1/messages",
