@@ -70,7 +70,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     def raw_key(self, request: Request) -> str | None:
         """The raw key this request authenticates with, None when it sends none or a
         malformed one."""
-        return parse_bearer(request.META.get("HTTP_AUTHORIZATION"))
+        meta = request.META
+        return self.key_in(meta.get("HTTP_AUTHORIZATION"), meta.get("HTTP_X_API_KEY"))
+
+    @staticmethod
+    def key_in(authorization: str | None, x_api_key: str | None) -> str | None:
+        """`raw_key` from the request's Authorization and x-api-key headers."""
+        return parse_bearer(authorization)
 
     def _principal(self, request: Request, raw: str) -> tuple[Principal, ApiKey]:
         key = authenticate_raw_key(raw)
@@ -92,10 +98,11 @@ class ApiKeyOrXApiKeyAuthentication(ApiKeyAuthentication):
             return super().authenticate(request)
         return self._principal(request, raw)
 
-    def raw_key(self, request: Request) -> str | None:
-        if request.META.get("HTTP_AUTHORIZATION"):
-            return super().raw_key(request)
-        return request.META.get("HTTP_X_API_KEY", "").strip() or None
+    @staticmethod
+    def key_in(authorization: str | None, x_api_key: str | None) -> str | None:
+        if authorization:
+            return parse_bearer(authorization)
+        return (x_api_key or "").strip() or None
 
 
 def checks_in_memory(request: Request) -> bool:

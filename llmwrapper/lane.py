@@ -47,7 +47,7 @@ from rest_framework.views import APIView
 
 from llmwrapper.api import validated
 from llmwrapper.asgi_handler import ReusedThreadsASGIHandler
-from llmwrapper.auth import ApiKeyOrXApiKeyAuthentication, parse_bearer
+from llmwrapper.auth import ApiKeyAuthentication
 from llmwrapper.errors import exception_handler
 from llmwrapper.middleware import SecurityHeadersMiddleware, host_allowed, scope_host
 from llmwrapper.observability import tracing
@@ -320,18 +320,26 @@ def _caller(scope: Scope, headers: dict[bytes, bytes], view: type[APIView]) -> A
 
 
 def _raw_key(headers: dict[bytes, bytes], view: type[APIView]) -> str | None:
-    """The key the view's authenticator reads: the bearer token; for a view that takes
-    `x-api-key` (`ApiKeyOrXApiKeyAuthentication`), that header when no Authorization
-    comes."""
-    authorization = headers.get(b"authorization", b"")
-    if not authorization and _takes_x_api_key(view):
-        return headers.get(b"x-api-key", b"").decode("latin1").strip() or None
-    return parse_bearer(authorization.decode("latin1"))
+    """The key the view's authenticator reads from these headers (a bearer token, or
+    `x-api-key` where it takes that); None when it has another kind of authenticator."""
+    authenticator = _authenticator(view)
+    if authenticator is None:
+        return None
+    x_api_key = headers.get(b"x-api-key")
+    return authenticator.key_in(
+        headers.get(b"authorization", b"").decode("latin1"),
+        x_api_key.decode("latin1") if x_api_key is not None else None,
+    )
 
 
 @functools.cache
-def _takes_x_api_key(view: type[APIView]) -> bool:
-    return any(issubclass(a, ApiKeyOrXApiKeyAuthentication) for a in view.authentication_classes)
+def _authenticator(view: type[APIView]) -> type[ApiKeyAuthentication] | None:
+    """The view's one authenticator when it is an API key's (as `auth.checks_in_memory`
+    asks)."""
+    classes = view.authentication_classes
+    if len(classes) == 1 and issubclass(classes[0], ApiKeyAuthentication):
+        return classes[0]
+    return None
 
 
 def _is_secure(scope: Scope, headers: dict[bytes, bytes]) -> bool:

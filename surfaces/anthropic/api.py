@@ -161,8 +161,10 @@ async def lane_messages(call: lane.Call) -> lane.Answer | None:
     """`POST /v1/messages` on the hot lane (`llmwrapper.lane`): what the view answers,
     for a valid request with a subtenant key (the rest is the view's)."""
     subtenant = call.key.subtenant
-    fields = lane.valid_fields(call, MessagesRequestSerializer) if subtenant else None
-    if fields is None or subtenant is None:
+    if subtenant is None:
+        return None
+    fields = lane.valid_fields(call, MessagesRequestSerializer)
+    if fields is None:
         return None
     reply = await start(fields, subtenant, call.key)
     if fields["stream"]:
